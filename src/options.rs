@@ -1,0 +1,123 @@
+//! Options: every tunable in one place, each with its default and why.
+
+use std::sync::Arc;
+
+use crate::fs::{FileSystem, RealFs};
+
+/// When a write counts as acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the write-ahead log before acknowledging: nothing acknowledged is ever lost, even
+    /// on power loss. Concurrent writers share one fsync (group commit).
+    Sync,
+    /// Hand the log record to the operating system and acknowledge: survives a process crash;
+    /// after a power loss the database holds a prefix of the acknowledged writes, never a hole.
+    NoSync,
+}
+
+/// Options for opening a database. Build with [`Options::default`] and the `with_*` methods.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Create the directory and an empty database if none exists. Default: true.
+    pub create_if_missing: bool,
+    /// Fail if a database already exists. Default: false.
+    pub error_if_exists: bool,
+    /// Default durability of writes (each write may override it). Default: `Sync`.
+    pub durability: Durability,
+    /// Memtable size that triggers a switch to a new memtable and a flush. Default: 64 MiB, as
+    /// RocksDB: large enough that flushes write big sequential files.
+    pub write_buffer_size: usize,
+    /// Immutable memtables that may wait for flush before writers stall. Default: 2.
+    pub max_immutable_memtables: usize,
+    /// Uncompressed size of an SSTable data block. Default: 4 KiB, one page.
+    pub block_size: usize,
+    /// Keys between restart points in a block (prefix compression vs. seek cost). Default: 16.
+    pub block_restart_interval: usize,
+    /// Bloom filter bits per key; 10 gives about 1% false positives. 0 disables filters.
+    pub bloom_bits_per_key: usize,
+    /// Bytes of decoded blocks kept in the block cache. Default: 64 MiB.
+    pub block_cache_capacity: usize,
+    /// Largest accepted key. Default: 64 KiB.
+    pub max_key_size: usize,
+    /// Largest accepted value. Default: 64 MiB.
+    pub max_value_size: usize,
+    /// Run flushes on a background thread. Default: true.
+    pub background_flush: bool,
+    /// The file system; tests substitute a fault-injecting one.
+    pub fs: Arc<dyn FileSystem>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            create_if_missing: true,
+            error_if_exists: false,
+            durability: Durability::Sync,
+            write_buffer_size: 64 << 20,
+            max_immutable_memtables: 2,
+            block_size: 4096,
+            block_restart_interval: 16,
+            bloom_bits_per_key: 10,
+            block_cache_capacity: 64 << 20,
+            max_key_size: 64 << 10,
+            max_value_size: 64 << 20,
+            background_flush: true,
+            fs: Arc::new(RealFs),
+        }
+    }
+}
+
+impl Options {
+    pub fn with_durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    pub fn with_write_buffer_size(mut self, bytes: usize) -> Self {
+        self.write_buffer_size = bytes;
+        self
+    }
+    pub fn with_block_size(mut self, bytes: usize) -> Self {
+        self.block_size = bytes;
+        self
+    }
+    pub fn with_block_cache_capacity(mut self, bytes: usize) -> Self {
+        self.block_cache_capacity = bytes;
+        self
+    }
+    pub fn with_bloom_bits_per_key(mut self, bits: usize) -> Self {
+        self.bloom_bits_per_key = bits;
+        self
+    }
+    pub fn with_create_if_missing(mut self, yes: bool) -> Self {
+        self.create_if_missing = yes;
+        self
+    }
+    pub fn with_error_if_exists(mut self, yes: bool) -> Self {
+        self.error_if_exists = yes;
+        self
+    }
+    pub fn with_background_flush(mut self, yes: bool) -> Self {
+        self.background_flush = yes;
+        self
+    }
+    pub fn with_fs(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
+    }
+}
+
+/// Per-write options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// Override the database's durability for this write; `None` uses `Options::durability`.
+    pub durability: Option<Durability>,
+}
+
+impl WriteOptions {
+    pub fn sync() -> Self {
+        WriteOptions { durability: Some(Durability::Sync) }
+    }
+    pub fn no_sync() -> Self {
+        WriteOptions { durability: Some(Durability::NoSync) }
+    }
+}
