@@ -55,12 +55,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wrap an `std::io::Error` with a description of what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// A corruption error for `file` at `offset`.
     pub fn corruption(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
-        Error::Corruption { file: file.into(), offset, reason: reason.into() }
+        Error::Corruption {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
     }
 
     /// True for [`Error::Corruption`].
@@ -76,9 +83,15 @@ impl Error {
                 context: context.clone(),
                 source: std::io::Error::new(source.kind(), source.to_string()),
             },
-            Error::Corruption { file, offset, reason } => {
-                Error::Corruption { file: file.clone(), offset: *offset, reason: reason.clone() }
-            }
+            Error::Corruption {
+                file,
+                offset,
+                reason,
+            } => Error::Corruption {
+                file: file.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            },
             Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
             Error::Locked(p) => Error::Locked(p.clone()),
             Error::Poisoned(m) => Error::Poisoned(m.clone()),

@@ -87,9 +87,18 @@ mod tests {
     fn names_round_trip_through_the_parser() {
         let dir = Path::new("/db");
         let name = |p: PathBuf| p.file_name().unwrap().to_str().unwrap().to_string();
-        assert_eq!(parse_file_name(&name(wal_path(dir, 12))), Some(FileKind::Wal(12)));
-        assert_eq!(parse_file_name(&name(table_path(dir, 1_234_567))), Some(FileKind::Table(1_234_567)));
-        assert_eq!(parse_file_name(&manifest_name(7)), Some(FileKind::Manifest(7)));
+        assert_eq!(
+            parse_file_name(&name(wal_path(dir, 12))),
+            Some(FileKind::Wal(12))
+        );
+        assert_eq!(
+            parse_file_name(&name(table_path(dir, 1_234_567))),
+            Some(FileKind::Table(1_234_567))
+        );
+        assert_eq!(
+            parse_file_name(&manifest_name(7)),
+            Some(FileKind::Manifest(7))
+        );
         assert_eq!(parse_file_name("CURRENT"), Some(FileKind::Current));
         assert_eq!(parse_file_name("notes.txt"), None);
         assert_eq!(parse_file_name("x1.log"), None);

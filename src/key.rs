@@ -83,7 +83,11 @@ pub fn parse_internal_key(ikey: &[u8]) -> Option<ParsedKey<'_>> {
     let (user_key, trailer) = ikey.split_at(split);
     let trailer = u64::from_le_bytes(trailer.try_into().ok()?);
     let kind = ValueKind::from_u8((trailer & 0xff) as u8)?;
-    Some(ParsedKey { user_key, seq: trailer >> 8, kind })
+    Some(ParsedKey {
+        user_key,
+        seq: trailer >> 8,
+        kind,
+    })
 }
 
 /// The user key part of an encoded internal key (the whole slice if it is malformed).
@@ -103,7 +107,9 @@ fn trailer(ikey: &[u8]) -> u64 {
 
 /// Compare two encoded internal keys: user key ascending, then trailer descending.
 pub fn compare_internal(a: &[u8], b: &[u8]) -> Ordering {
-    user_key(a).cmp(user_key(b)).then_with(|| trailer(b).cmp(&trailer(a)))
+    user_key(a)
+        .cmp(user_key(b))
+        .then_with(|| trailer(b).cmp(&trailer(a)))
 }
 
 /// The memtable's key: a user key and its trailer, ordered as [`compare_internal`].
@@ -115,7 +121,10 @@ pub struct MemKey {
 
 impl MemKey {
     pub fn new(user_key: Bytes, seq: SeqNo, kind: u8) -> Self {
-        MemKey { user_key, trailer: pack_trailer(seq, kind) }
+        MemKey {
+            user_key,
+            trailer: pack_trailer(seq, kind),
+        }
     }
     pub fn seq(&self) -> SeqNo {
         self.trailer >> 8
@@ -135,7 +144,9 @@ impl MemKey {
 
 impl Ord for MemKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.user_key.cmp(&other.user_key).then_with(|| other.trailer.cmp(&self.trailer))
+        self.user_key
+            .cmp(&other.user_key)
+            .then_with(|| other.trailer.cmp(&self.trailer))
     }
 }
 
@@ -164,7 +175,11 @@ mod tests {
         let ab = internal_key(b"ab", 100, 1);
         assert_eq!(compare_internal(&a, &ab), Ordering::Less);
         assert_eq!(
-            MemKey::new(Bytes::from_static(b"a"), 1, 1).cmp(&MemKey::new(Bytes::from_static(b"ab"), 100, 1)),
+            MemKey::new(Bytes::from_static(b"a"), 1, 1).cmp(&MemKey::new(
+                Bytes::from_static(b"ab"),
+                100,
+                1
+            )),
             Ordering::Less
         );
     }
@@ -175,6 +190,9 @@ mod tests {
         assert!(parse_internal_key(&internal_key(b"k", 1, 7)).is_none());
         let encoded = internal_key(b"key", 42, 1);
         let p = parse_internal_key(&encoded).unwrap();
-        assert_eq!((p.user_key, p.seq, p.kind), (&b"key"[..], 42, ValueKind::Value));
+        assert_eq!(
+            (p.user_key, p.seq, p.kind),
+            (&b"key"[..], 42, ValueKind::Value)
+        );
     }
 }

@@ -115,9 +115,13 @@ pub struct WriteOptions {
 
 impl WriteOptions {
     pub fn sync() -> Self {
-        WriteOptions { durability: Some(Durability::Sync) }
+        WriteOptions {
+            durability: Some(Durability::Sync),
+        }
     }
     pub fn no_sync() -> Self {
-        WriteOptions { durability: Some(Durability::NoSync) }
+        WriteOptions {
+            durability: Some(Durability::NoSync),
+        }
     }
 }

@@ -1,1 +1,421 @@
-fn main() {}
+//! The `strata` command line: a demo, a db_bench-style benchmark, verification, and the
+//! writer process that the crash tests kill.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use rand::{Rng, SeedableRng};
+use strata::batch::WriteBatch;
+use strata::db::Db;
+use strata::{Durability, Options};
+
+#[derive(Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Strata: an embedded LSM key-value store"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a short key-value example on a data directory (the default command).
+    Demo {
+        /// Data directory.
+        #[arg(long, default_value = "strata-data")]
+        dir: PathBuf,
+    },
+    /// db_bench-style benchmark: fillseq, fillrandom, readrandom, readmissing, readseq, ...
+    Bench {
+        /// Number of keys.
+        #[arg(long, default_value_t = 1_000_000)]
+        num: u64,
+        /// Comma-separated workloads.
+        #[arg(
+            long,
+            default_value = "fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,readreverse,fillsync"
+        )]
+        benchmarks: String,
+        /// Directory for the benchmark databases (a fresh temporary directory if absent).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 100)]
+        value_size: usize,
+        /// Writes for fillsync (each fsynced).
+        #[arg(long, default_value_t = 10_000)]
+        sync_num: u64,
+    },
+    /// Check every checksum of a database.
+    Verify { dir: PathBuf },
+    /// Print the database's statistics.
+    Stats { dir: PathBuf },
+    /// Write keys forever, printing each key once its write is acknowledged. The crash tests
+    /// run this and kill it with SIGKILL.
+    WriteLoop {
+        dir: PathBuf,
+        /// fsync each write (otherwise writes stop at the OS page cache).
+        #[arg(long)]
+        sync: bool,
+        /// Small memtable, so flushes happen while the process is killed.
+        #[arg(long, default_value_t = 256 * 1024)]
+        write_buffer_size: usize,
+        /// Write batches of this many keys.
+        #[arg(long, default_value_t = 1)]
+        batch: u64,
+        /// Stop after this many keys (0 = forever).
+        #[arg(long, default_value_t = 0)]
+        limit: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Demo {
+        dir: PathBuf::from("strata-data"),
+    }) {
+        Command::Demo { dir } => demo(&dir),
+        Command::Bench {
+            num,
+            benchmarks,
+            dir,
+            value_size,
+            sync_num,
+        } => bench(num, &benchmarks, dir, value_size, sync_num),
+        Command::Verify { dir } => {
+            Db::open_with(&dir, Options::default().with_create_if_missing(false)).and_then(|db| {
+                db.verify()?;
+                println!("{}: every checksum verified", dir.display());
+                db.close()
+            })
+        }
+        Command::Stats { dir } => {
+            Db::open_with(&dir, Options::default().with_create_if_missing(false)).and_then(|db| {
+                println!("{}", db.stats());
+                db.close()
+            })
+        }
+        Command::WriteLoop {
+            dir,
+            sync,
+            write_buffer_size,
+            batch,
+            limit,
+        } => write_loop(&dir, sync, write_buffer_size, batch, limit),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strata: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(dir: &Path) -> strata::Result<()> {
+    println!("Strata demo on {}", dir.display());
+    let db = Db::open(dir)?;
+    let runs = db
+        .get("demo:runs")?
+        .map(|v| String::from_utf8_lossy(&v).parse::<u64>().unwrap_or(0))
+        .unwrap_or(0);
+    println!("this directory has run the demo {runs} time(s) before");
+
+    let mut batch = WriteBatch::new();
+    batch
+        .put("user:1", "alice")
+        .put("user:2", "bob")
+        .put("user:3", "carol")
+        .put("post:1", "hello, world");
+    batch.put("demo:runs", (runs + 1).to_string());
+    db.write(batch)?;
+    println!("wrote 3 users and 1 post in one atomic batch (fsynced)");
+
+    let snapshot = db.snapshot();
+    db.delete("user:2")?;
+    println!("deleted user:2; get -> {:?}", db.get("user:2")?);
+    println!(
+        "the snapshot taken before still sees user:2 = {:?}",
+        snapshot.get("user:2")?.map(|v| v.to_vec())
+    );
+    drop(snapshot);
+
+    print!("users, in order:");
+    for item in db.prefix("user:") {
+        let (k, v) = item?;
+        print!(
+            " {}={}",
+            String::from_utf8_lossy(&k),
+            String::from_utf8_lossy(&v)
+        );
+    }
+    println!();
+    print!("users, reversed:");
+    for item in db.prefix("user:").rev() {
+        let (k, _) = item?;
+        print!(" {}", String::from_utf8_lossy(&k));
+    }
+    println!();
+
+    let start = Instant::now();
+    let mut batch = WriteBatch::new();
+    for i in 0..100_000u32 {
+        batch.put(format!("bulk:{i:08}"), i.to_le_bytes());
+        if batch.len() == 1000 {
+            db.write(std::mem::take(&mut batch))?;
+        }
+    }
+    db.flush()?;
+    println!(
+        "wrote 100,000 keys in batches of 1,000 and flushed in {:.0?}",
+        start.elapsed()
+    );
+    let count = db.prefix("bulk:").count();
+    println!("scan counts {count} bulk keys");
+    db.verify()?;
+    println!("verify: every checksum ok\n\n{}", db.stats());
+    db.close()?;
+    println!("\nclosed cleanly; run again to see the data persist");
+    Ok(())
+}
+
+fn write_loop(
+    dir: &Path,
+    sync: bool,
+    write_buffer_size: usize,
+    batch: u64,
+    limit: u64,
+) -> strata::Result<()> {
+    let durability = if sync {
+        Durability::Sync
+    } else {
+        Durability::NoSync
+    };
+    let db = Db::open_with(
+        dir,
+        Options::default()
+            .with_durability(durability)
+            .with_write_buffer_size(write_buffer_size),
+    )?;
+    let mut out = std::io::stdout().lock();
+    let mut i = 0u64;
+    loop {
+        let mut b = WriteBatch::new();
+        for j in 0..batch {
+            b.put(
+                format!("key{:012}", i + j),
+                format!("value-{}-{}", i + j, "x".repeat(((i + j) % 200) as usize)),
+            );
+        }
+        db.write(b)?;
+        // The key is printed only after the write returned: it is acknowledged.
+        for j in 0..batch {
+            let _ = writeln!(out, "{}", i + j);
+        }
+        let _ = out.flush();
+        i += batch;
+        if limit > 0 && i >= limit {
+            return db.close();
+        }
+    }
+}
+
+fn key_of(n: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k.copy_from_slice(format!("{n:016}").as_bytes());
+    k
+}
+
+struct Bench {
+    dir: PathBuf,
+    value_size: usize,
+    rng: rand::rngs::StdRng,
+}
+
+impl Bench {
+    fn value(&mut self) -> Vec<u8> {
+        let mut v = vec![0u8; self.value_size];
+        self.rng.fill(&mut v[..]);
+        v
+    }
+
+    fn fresh(&self, name: &str) -> strata::Result<(Db, PathBuf)> {
+        let path = self.dir.join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        let db = Db::open_with(
+            &path,
+            Options::default().with_durability(Durability::NoSync),
+        )?;
+        Ok((db, path))
+    }
+
+    fn fill(&mut self, db: &Db, order: &[u64]) -> strata::Result<()> {
+        for &n in order {
+            let v = self.value();
+            db.put(key_of(n), v)?;
+        }
+        Ok(())
+    }
+}
+
+fn report(name: &str, ops: u64, elapsed: Duration, note: &str) {
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "{name:<14} {:>12.0} ops/s  {:>9.3} micros/op  {ops:>9} ops in {secs:.2}s {note}",
+        ops as f64 / secs,
+        secs * 1e6 / ops as f64
+    );
+}
+
+fn bench(
+    num: u64,
+    benchmarks: &str,
+    dir: Option<PathBuf>,
+    value_size: usize,
+    sync_num: u64,
+) -> strata::Result<()> {
+    let (dir, remove_dir_after) = match dir {
+        Some(d) => (d, false),
+        None => (
+            std::env::temp_dir().join(format!("strata-bench-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| strata::Error::io("creating the bench directory", e))?;
+    let mut b = Bench {
+        dir: dir.clone(),
+        value_size,
+        rng: rand::rngs::StdRng::seed_from_u64(301),
+    };
+    println!(
+        "Strata bench: {num} keys of 16 bytes, values of {value_size} bytes, in {}",
+        dir.display()
+    );
+    let mut random_order: Vec<u64> = (0..num).collect();
+    {
+        use rand::seq::SliceRandom;
+        random_order.shuffle(&mut b.rng);
+    }
+    let mut filled: Option<PathBuf> = None;
+    for name in benchmarks
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        match name {
+            "fillseq" | "fillrandom" => {
+                let (db, path) = b.fresh(name)?;
+                let order: Vec<u64> = if name == "fillseq" {
+                    (0..num).collect()
+                } else {
+                    random_order.clone()
+                };
+                let start = Instant::now();
+                b.fill(&db, &order)?;
+                db.flush()?;
+                report(
+                    name,
+                    num,
+                    start.elapsed(),
+                    "(no fsync; includes the final flush)",
+                );
+                db.close()?;
+                if name == "fillrandom" || filled.is_none() {
+                    filled = Some(path);
+                }
+            }
+            "overwrite" => {
+                let path = filled.clone().ok_or_else(|| {
+                    strata::Error::InvalidArgument("overwrite needs a fill first".into())
+                })?;
+                let db = Db::open_with(
+                    &path,
+                    Options::default().with_durability(Durability::NoSync),
+                )?;
+                let start = Instant::now();
+                b.fill(&db, &random_order.clone())?;
+                db.flush()?;
+                report(name, num, start.elapsed(), "");
+                db.close()?;
+            }
+            "fillsync" => {
+                let (db, _) = b.fresh(name)?;
+                let start = Instant::now();
+                for n in 0..sync_num {
+                    let v = b.value();
+                    db.write_opt(
+                        {
+                            let mut w = WriteBatch::new();
+                            w.put(key_of(n), v);
+                            w
+                        },
+                        strata::WriteOptions::sync(),
+                    )?;
+                }
+                report(
+                    name,
+                    sync_num,
+                    start.elapsed(),
+                    "(fsync per write, 1 thread)",
+                );
+                db.close()?;
+            }
+            "readrandom" | "readmissing" | "readseq" | "readreverse" => {
+                let path = filled.clone().ok_or_else(|| {
+                    strata::Error::InvalidArgument(format!("{name} needs a fill first"))
+                })?;
+                let db = Db::open(&path)?;
+                let start = Instant::now();
+                let mut found = 0u64;
+                match name {
+                    "readrandom" => {
+                        for &n in &random_order {
+                            found += u64::from(db.get(key_of(n))?.is_some());
+                        }
+                    }
+                    "readmissing" => {
+                        for &n in &random_order {
+                            let mut k = key_of(n).to_vec();
+                            k.push(b'.');
+                            found += u64::from(db.get(&k)?.is_none());
+                        }
+                    }
+                    "readseq" => {
+                        for item in db.iter() {
+                            item?;
+                            found += 1;
+                        }
+                    }
+                    _ => {
+                        for item in db.iter().rev() {
+                            item?;
+                            found += 1;
+                        }
+                    }
+                }
+                report(
+                    name,
+                    num,
+                    start.elapsed(),
+                    &format!("({found} of {num} as expected)"),
+                );
+                db.close()?;
+            }
+            other => println!("unknown benchmark {other}, skipped"),
+        }
+    }
+    for name in ["fillseq", "fillrandom", "fillsync"] {
+        let _ = std::fs::remove_dir_all(dir.join(name));
+    }
+    if remove_dir_after {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}

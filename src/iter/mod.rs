@@ -29,3 +29,8 @@ pub trait InternalIterator: Send {
     /// The current value (a cheap reference-counted slice).
     fn value(&self) -> Bytes;
 }
+
+pub mod db_iter;
+pub mod merge;
+
+pub use db_iter::DbIter;

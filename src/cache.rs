@@ -1,0 +1,292 @@
+//! The block cache: decoded SSTable data blocks shared by all readers, bounded in bytes.
+//!
+//! Policy: CLOCK (second-chance FIFO), split into shards by a hash of the key so that readers
+//! of different blocks rarely touch the same lock.
+//! - A lookup takes only its shard's *read* lock and sets the entry's reference bit (an
+//!   `AtomicBool`), so concurrent readers of hot blocks never serialize on a write lock.
+//! - An insert appends the entry to its shard's FIFO with the bit clear, then evicts from the
+//!   front until the shard is within its capacity: an entry whose bit is set gets a second
+//!   chance (bit cleared, moved to the back); an entry whose bit is clear is dropped. Blocks read
+//!   once by a scan therefore leave before blocks that are read again and again.
+//!
+//! Invariants:
+//! - every key in a shard's FIFO is in its map and vice versa, once;
+//! - a shard's `usage` is the sum of its entries' charges, and is at most the shard capacity
+//!   whenever its lock is released (a block larger than a shard is simply not cached);
+//! - capacity 0 caches nothing.
+//!
+//! Shards: up to 16, but each gets at least 1 MiB of capacity, so a small cache is not cut into
+//! slivers that could not hold a block (a cache under 2 MiB is a single shard).
+//!
+//! Cached blocks are reference-counted: eviction only drops the cache's reference, so an
+//! iterator holding a block keeps it alive. Memory for a block counts against the cache only
+//! while the cache holds it. `remove_file` is O(entries in the cache) and meant for deleted files.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::sstable::block::Block;
+
+/// The most shards a cache is split into.
+const MAX_SHARDS: usize = 16;
+/// The least capacity of one shard (when the cache has more than one).
+const MIN_SHARD_CAPACITY: usize = 1 << 20;
+
+type Key = (u64, u64);
+
+struct Entry {
+    block: Arc<Block>,
+    charge: usize,
+    referenced: AtomicBool,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<Key, Entry>,
+    /// Clock order: the front is the next candidate for eviction.
+    fifo: VecDeque<Key>,
+    usage: usize,
+}
+
+/// Counters of a [`BlockCache`], read with [`BlockCache::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub inserts: u64,
+    pub evictions: u64,
+    pub usage_bytes: u64,
+    pub capacity_bytes: u64,
+}
+
+/// A sharded CLOCK cache of data blocks keyed by `(file number, block offset)`.
+pub struct BlockCache {
+    shards: Box<[RwLock<Shard>]>,
+    shard_capacity: usize,
+    capacity: usize,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    inserts: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl fmt::Debug for BlockCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockCache")
+            .field("shards", &self.shards.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl BlockCache {
+    /// A cache holding at most `capacity_bytes` of block charges (0 caches nothing).
+    pub fn new(capacity_bytes: usize) -> Self {
+        let shards = (capacity_bytes / MIN_SHARD_CAPACITY).clamp(1, MAX_SHARDS);
+        BlockCache {
+            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
+            shard_capacity: capacity_bytes / shards,
+            capacity: capacity_bytes,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            inserts: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, key: Key) -> &RwLock<Shard> {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&key.0.to_le_bytes());
+        bytes[8..].copy_from_slice(&key.1.to_le_bytes());
+        let h = xxh3_64(&bytes);
+        // `shards` is never empty (at least 1), so the index is in bounds.
+        &self.shards[(h % self.shards.len() as u64) as usize]
+    }
+
+    /// The cached block at `offset` of table `file`, marking it recently used.
+    pub fn get(&self, file: u64, offset: u64) -> Option<Arc<Block>> {
+        let shard = self.shard((file, offset)).read();
+        match shard.map.get(&(file, offset)) {
+            Some(entry) => {
+                entry.referenced.store(true, Ordering::Relaxed);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(Arc::clone(&entry.block))
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Cache `block` under `(file, offset)`, charged `charge` bytes, evicting as needed.
+    /// A block larger than a shard's capacity is not cached.
+    pub fn insert(&self, file: u64, offset: u64, block: Arc<Block>, charge: usize) {
+        if self.capacity == 0 || charge > self.shard_capacity {
+            return;
+        }
+        let key = (file, offset);
+        let mut guard = self.shard(key).write();
+        let shard = &mut *guard;
+        self.inserts.fetch_add(1, Ordering::Relaxed);
+        let fresh = Entry {
+            block,
+            charge,
+            referenced: AtomicBool::new(false),
+        };
+        match shard.map.insert(key, fresh) {
+            // Replaced in place: the key keeps its place in the FIFO.
+            Some(old) => shard.usage -= old.charge,
+            None => shard.fifo.push_back(key),
+        }
+        shard.usage += charge;
+        // Each pass over an entry either drops it or clears its bit, so this ends within two
+        // rounds of the FIFO; it cannot empty the shard because `charge <= shard_capacity`.
+        while shard.usage > self.shard_capacity {
+            let Some(victim) = shard.fifo.pop_front() else {
+                break;
+            };
+            let second_chance = shard
+                .map
+                .get(&victim)
+                .is_some_and(|e| e.referenced.swap(false, Ordering::Relaxed));
+            if second_chance {
+                shard.fifo.push_back(victim);
+            } else if let Some(old) = shard.map.remove(&victim) {
+                shard.usage -= old.charge;
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Drop every block of table `file` (after the file is deleted).
+    pub fn remove_file(&self, file: u64) {
+        for shard in self.shards.iter() {
+            let mut guard = shard.write();
+            let shard = &mut *guard;
+            if !shard.fifo.iter().any(|k| k.0 == file) {
+                continue;
+            }
+            shard.fifo.retain(|k| k.0 != file);
+            let mut freed = 0;
+            shard.map.retain(|k, e| {
+                let keep = k.0 != file;
+                if !keep {
+                    freed += e.charge;
+                }
+                keep
+            });
+            shard.usage -= freed;
+        }
+    }
+
+    /// A snapshot of the counters and the current usage.
+    pub fn stats(&self) -> CacheStats {
+        let usage: usize = self.shards.iter().map(|s| s.read().usage).sum();
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            inserts: self.inserts.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            usage_bytes: usage as u64,
+            capacity_bytes: self.capacity as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::path::Path;
+
+    fn block() -> Arc<Block> {
+        let empty = Bytes::from_static(&[0, 0, 0, 0]);
+        Arc::new(Block::new(empty, Arc::from(Path::new("t.sst")), 0).unwrap())
+    }
+
+    #[test]
+    fn usage_stays_within_capacity_under_many_inserts() {
+        for capacity in [10_000, 3 << 20, 64 << 20] {
+            let cache = BlockCache::new(capacity);
+            let b = block();
+            for i in 0..20_000u64 {
+                cache.insert(i % 7, i * 4096, Arc::clone(&b), 4096);
+                if i % 3 == 0 {
+                    cache.get(i % 7, (i / 2) * 4096);
+                }
+                assert!(cache.stats().usage_bytes <= capacity as u64);
+            }
+            let s = cache.stats();
+            assert_eq!(s.inserts, 20_000);
+            assert!(
+                s.usage_bytes > capacity as u64 / 2,
+                "cache should fill: {s:?}"
+            );
+            assert_eq!(s.evictions, 20_000 - s.usage_bytes / 4096);
+        }
+    }
+
+    #[test]
+    fn hot_blocks_survive_a_scan_of_cold_ones() {
+        // One shard of ten 100-byte blocks; blocks 0..4 are read between every few cold inserts.
+        let cache = BlockCache::new(1000);
+        let b = block();
+        for hot in 0..4 {
+            cache.insert(1, hot, Arc::clone(&b), 100);
+        }
+        for cold in 100..1100 {
+            cache.insert(2, cold, Arc::clone(&b), 100);
+            if cold % 4 == 0 {
+                for hot in 0..4 {
+                    assert!(
+                        cache.get(1, hot).is_some(),
+                        "hot block {hot} evicted at {cold}"
+                    );
+                }
+            }
+        }
+        assert!(cache.get(2, 100).is_none());
+        assert!(cache.get(2, 1099).is_some());
+    }
+
+    #[test]
+    fn remove_file_drops_only_that_file() {
+        let cache = BlockCache::new(64 << 20);
+        let b = block();
+        for off in 0..100 {
+            cache.insert(1, off, Arc::clone(&b), 10);
+            cache.insert(2, off, Arc::clone(&b), 10);
+        }
+        assert_eq!(cache.stats().usage_bytes, 2000);
+        cache.remove_file(1);
+        assert_eq!(cache.stats().usage_bytes, 1000);
+        assert!((0..100).all(|off| cache.get(1, off).is_none() && cache.get(2, off).is_some()));
+        let s = cache.stats();
+        assert_eq!((s.hits, s.misses), (100, 100));
+    }
+
+    #[test]
+    fn capacity_zero_caches_nothing() {
+        let cache = BlockCache::new(0);
+        cache.insert(1, 0, block(), 1);
+        cache.insert(1, 8, block(), 0);
+        assert!(cache.get(1, 0).is_none());
+        assert!(cache.get(1, 8).is_none());
+        assert_eq!(cache.stats().usage_bytes, 0);
+        assert_eq!(cache.stats().capacity_bytes, 0);
+    }
+
+    #[test]
+    fn reinserting_a_key_replaces_its_charge() {
+        let cache = BlockCache::new(1000);
+        cache.insert(1, 0, block(), 300);
+        cache.insert(1, 0, block(), 200);
+        assert_eq!(cache.stats().usage_bytes, 200);
+    }
+}

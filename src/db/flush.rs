@@ -1,0 +1,181 @@
+//! Flush: immutable memtable -> level-0 SSTable -> manifest edit -> obsolete WAL deleted.
+//!
+//! Order of durable steps (each fsynced before the next):
+//! 1. the table file, then the directory (the new name);
+//! 2. the manifest edit adding the table and raising `log_number` past the memtable's WAL;
+//! 3. only then the WAL segments below `log_number` are deleted.
+//!
+//! A crash between 1 and 2 leaves an orphan table (deleted at the next open, its data replayed
+//! from the WAL); a crash between 2 and 3 leaves obsolete WAL segments (deleted at the next open).
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{DbInner, SuperVersion};
+use crate::cache::BlockCache;
+use crate::error::{Error, Result};
+use crate::filenames::{table_path, wal_path};
+use crate::fs::FileSystem;
+use crate::iter::InternalIterator;
+use crate::manifest::{FileMeta, VersionEdit};
+use crate::memtable::Memtable;
+use crate::options::Options;
+use crate::sstable::{Table, TableBuilder, TableOptions};
+use crate::version::TableHandle;
+
+/// Write every entry of `mem` to table `number` in `dir`, fsync it and its directory, and open
+/// it. Returns `None` for an empty memtable.
+pub(crate) fn write_level0_table(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    opts: &Options,
+    cache: &Arc<BlockCache>,
+    mem: &Arc<Memtable>,
+    number: u64,
+) -> Result<Option<Arc<TableHandle>>> {
+    if mem.is_empty() {
+        return Ok(None);
+    }
+    let path = table_path(dir, number);
+    let file = fs
+        .create(&path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let mut builder = TableBuilder::new(file, path.clone(), TableOptions::from(opts));
+    let mut it = mem.iter();
+    it.seek_to_first()?;
+    while it.valid() {
+        builder.add(it.key(), &it.value())?;
+        it.next()?;
+    }
+    let props = builder.finish()?;
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("syncing the database directory", e))?;
+    let reader = fs
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let table = Table::open(reader, path.clone(), number, Arc::clone(cache))?;
+    let meta = FileMeta {
+        number,
+        size: props.file_size,
+        smallest: props.smallest_key.clone(),
+        largest: props.largest_key.clone(),
+        min_seq: props.min_seq,
+        max_seq: props.max_seq,
+        num_entries: props.num_entries,
+        num_deletions: props.num_deletions,
+    };
+    Ok(Some(Arc::new(TableHandle::new(
+        meta,
+        table,
+        Arc::clone(fs),
+        path,
+        Arc::clone(cache),
+    ))))
+}
+
+impl DbInner {
+    /// The background flush thread.
+    pub(super) fn flush_loop(self: Arc<Self>) {
+        loop {
+            {
+                let mut st = self.flush_state.lock();
+                loop {
+                    let pending = !self.super_version.load().imms.is_empty();
+                    if self.poisoned.load(Ordering::Acquire) || (st.shutdown && !pending) {
+                        return;
+                    }
+                    if pending {
+                        break;
+                    }
+                    self.flush_cv.wait(&mut st);
+                }
+            }
+            if let Err(e) = self.flush_oldest_immutable() {
+                self.poison(&e);
+                return;
+            }
+            let _guard = self.flush_state.lock();
+            self.flush_cv.notify_all();
+        }
+    }
+
+    /// Flush every immutable memtable on this thread (no background thread, or `flush`).
+    pub(super) fn flush_all_immutable(&self) -> Result<()> {
+        while self.flush_oldest_immutable()? {}
+        let _guard = self.flush_state.lock();
+        self.flush_cv.notify_all();
+        Ok(())
+    }
+
+    /// Flush the oldest immutable memtable; `false` if there was none.
+    fn flush_oldest_immutable(&self) -> Result<bool> {
+        self.check_poisoned()?;
+        let Some(imm) = self.super_version.load().imms.last().cloned() else {
+            return Ok(false);
+        };
+        let number = self.versions.lock().new_file_number();
+        let result = self.flush_memtable(&imm, number);
+        if let Err(e) = &result {
+            self.poison(e);
+        }
+        result.map(|()| true)
+    }
+
+    fn flush_memtable(&self, imm: &Arc<Memtable>, number: u64) -> Result<()> {
+        let handle = write_level0_table(&self.fs, &self.dir, &self.opts, &self.cache, imm, number)?;
+
+        let mut vs = self.versions.lock();
+        // The oldest memtable that stays after this one; its WAL is the oldest still needed.
+        let next_log = {
+            let sv = self.super_version.load();
+            let pos = sv.imms.iter().position(|m| Arc::ptr_eq(m, imm));
+            match pos {
+                Some(p) if p > 0 => sv.imms[p - 1].wal_number(),
+                _ => sv.mem.wal_number(),
+            }
+        };
+        let mut edit = VersionEdit {
+            log_number: Some(next_log),
+            next_file_number: Some(vs.next_file_number),
+            last_sequence: Some(vs.last_sequence.max(imm.max_seq())),
+            ..VersionEdit::default()
+        };
+        if let Some(h) = &handle {
+            edit.new_files.push((0, h.meta.clone()));
+        }
+        vs.manifest.append(&edit)?;
+        let old_log = vs.log_number;
+        vs.log_number = next_log;
+        vs.last_sequence = vs.last_sequence.max(imm.max_seq());
+        if let Some(h) = &handle {
+            vs.current = Arc::new(vs.current.with_l0_table(Arc::clone(h)));
+            self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .flush_bytes
+                .fetch_add(h.meta.size, Ordering::Relaxed);
+        }
+        let version = Arc::clone(&vs.current);
+        self.install_super_version(|sv| SuperVersion {
+            mem: Arc::clone(&sv.mem),
+            imms: sv
+                .imms
+                .iter()
+                .filter(|m| !Arc::ptr_eq(m, imm))
+                .cloned()
+                .collect(),
+            version,
+        });
+        drop(vs);
+
+        // Invariant 4: the edit is durable, so these segments hold nothing that is needed.
+        for n in old_log..next_log {
+            let path = wal_path(&self.dir, n);
+            if self.fs.exists(&path) {
+                // A failure leaves an obsolete segment that the next open deletes.
+                let _ = self.fs.remove_file(&path);
+            }
+        }
+        Ok(())
+    }
+}

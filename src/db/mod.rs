@@ -1,0 +1,528 @@
+//! `Db`: the embedded key-value store.
+//!
+//! Write path: validate -> WAL append (group commit, one record per batch) -> memtable ->
+//! (when full) switch to a new memtable and WAL segment -> background flush to a level-0
+//! SSTable -> manifest edit -> obsolete WAL segments deleted.
+//!
+//! Read path: memtable -> immutable memtables (newest first) -> SSTables (level 0 newest first,
+//! then deeper levels), all through one pinned [`SuperVersion`].
+//!
+//! Invariants:
+//! 1. A write is acknowledged only after its WAL record is handed to the OS, and, for a sync
+//!    write, fsynced.
+//! 2. Sequence numbers are assigned in commit order by the single group-commit leader, and
+//!    `visible_seq` is published only after every write up to it is in the memtable.
+//! 3. A WAL segment is fsynced before the next one is created, so only the newest segment
+//!    holding data can have a torn tail.
+//! 4. A WAL segment is deleted only after a synced manifest edit says its data is in SSTables.
+//! 5. Super versions are replaced under `sv_lock`; a reader loads `visible_seq` *before* the
+//!    super version, so the view it gets always holds every write up to its sequence number.
+
+mod flush;
+mod recovery;
+mod write;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+
+use crate::batch::WriteBatch;
+use crate::cache::{BlockCache, CacheStats};
+use crate::error::{Error, Result};
+use crate::fs::{FileLock, FileSystem};
+use crate::iter::db_iter::prefix_successor;
+use crate::iter::{DbIter, InternalIterator};
+use crate::key::{SeqNo, ValueKind};
+use crate::manifest::ManifestWriter;
+use crate::memtable::Memtable;
+use crate::options::{Options, WriteOptions};
+use crate::version::Version;
+use crate::wal::LogWriter;
+
+/// Everything a read needs, pinned together: the mutable memtable, the immutable memtables
+/// waiting for flush (newest first) and the current version of the SSTables.
+pub struct SuperVersion {
+    pub mem: Arc<Memtable>,
+    pub imms: Vec<Arc<Memtable>>,
+    pub version: Arc<Version>,
+}
+
+impl SuperVersion {
+    fn get(&self, key: &[u8], seq: SeqNo) -> Result<Option<Bytes>> {
+        let found = match self.mem.get(key, seq) {
+            Some(f) => Some(f),
+            None => match self.imms.iter().find_map(|m| m.get(key, seq)) {
+                Some(f) => Some(f),
+                None => self.version.get(key, seq)?,
+            },
+        };
+        Ok(match found {
+            Some((ValueKind::Value, v)) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// One cursor per memtable and table, newest source first.
+    pub fn iterators(&self) -> Vec<Box<dyn InternalIterator>> {
+        let mut out: Vec<Box<dyn InternalIterator>> = Vec::with_capacity(2 + self.imms.len());
+        out.push(Box::new(self.mem.iter()));
+        for m in &self.imms {
+            out.push(Box::new(m.iter()));
+        }
+        self.version.iterators(&mut out);
+        out
+    }
+}
+
+/// The WAL writer and the sequence counter; owned by the group-commit leader.
+struct LogState {
+    writer: LogWriter,
+    number: u64,
+    /// Last sequence number assigned.
+    last_seq: SeqNo,
+}
+
+/// The persistent state: the manifest and the counters it records.
+pub(crate) struct VersionSet {
+    manifest: ManifestWriter,
+    next_file_number: u64,
+    log_number: u64,
+    last_sequence: SeqNo,
+    current: Arc<Version>,
+}
+
+impl VersionSet {
+    fn new_file_number(&mut self) -> u64 {
+        let n = self.next_file_number;
+        self.next_file_number += 1;
+        n
+    }
+}
+
+/// A write waiting in the group-commit queue. `batch: None` asks for a memtable switch.
+struct PendingWrite {
+    batch: Mutex<Option<WriteBatch>>,
+    switch_memtable: bool,
+    sync: bool,
+    result: Mutex<Option<Result<()>>>,
+}
+
+#[derive(Default)]
+struct FlushState {
+    shutdown: bool,
+}
+
+/// Counters shown by [`Db::stats`].
+#[derive(Default)]
+struct Counters {
+    flushes: AtomicU64,
+    flush_bytes: AtomicU64,
+    wal_bytes: AtomicU64,
+    write_groups: AtomicU64,
+    writes: AtomicU64,
+    stalls: AtomicU64,
+    stall_micros: AtomicU64,
+}
+
+pub(crate) struct DbInner {
+    dir: PathBuf,
+    opts: Options,
+    fs: Arc<dyn FileSystem>,
+    lock: Mutex<Option<Box<dyn FileLock>>>,
+    cache: Arc<BlockCache>,
+
+    super_version: ArcSwap<SuperVersion>,
+    sv_lock: Mutex<()>,
+    visible_seq: AtomicU64,
+
+    write_queue: Mutex<std::collections::VecDeque<Arc<PendingWrite>>>,
+    write_cv: Condvar,
+    log: Mutex<LogState>,
+    versions: Mutex<VersionSet>,
+
+    flush_state: Mutex<FlushState>,
+    flush_cv: Condvar,
+    flush_thread: Mutex<Option<JoinHandle<()>>>,
+
+    poisoned: AtomicBool,
+    poison_reason: Mutex<Option<Error>>,
+    closed: AtomicBool,
+    snapshots: Mutex<BTreeMap<SeqNo, usize>>,
+    counters: Counters,
+}
+
+impl DbInner {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            let reason = self
+                .poison_reason
+                .lock()
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            return Err(Error::Poisoned(reason));
+        }
+        Ok(())
+    }
+
+    /// Refuse further writes after `err` (a failed WAL append, fsync, flush or manifest write).
+    fn poison(&self, err: &Error) {
+        let mut reason = self.poison_reason.lock();
+        if reason.is_none() {
+            *reason = Some(err.duplicate());
+        }
+        self.poisoned.store(true, Ordering::Release);
+        drop(reason);
+        let _guard = self.flush_state.lock();
+        self.flush_cv.notify_all();
+    }
+
+    fn read_view(&self) -> (SeqNo, Arc<SuperVersion>) {
+        // Invariant 5: the sequence number first, then the super version.
+        let seq = self.visible_seq.load(Ordering::Acquire);
+        (seq, self.super_version.load_full())
+    }
+
+    fn install_super_version(&self, f: impl FnOnce(&SuperVersion) -> SuperVersion) {
+        let _guard = self.sv_lock.lock();
+        let current = self.super_version.load();
+        self.super_version.store(Arc::new(f(&current)));
+    }
+}
+
+/// Handle to an open database. Cheap to clone; all clones share one database, which closes
+/// when the last clone is dropped (or on [`Db::close`]).
+#[derive(Clone)]
+pub struct Db {
+    handle: Arc<DbHandle>,
+}
+
+/// Closes the database when the last `Db` clone goes away.
+struct DbHandle {
+    inner: Arc<DbInner>,
+}
+
+impl Drop for DbHandle {
+    fn drop(&mut self) {
+        // Errors cannot be reported from drop; call `Db::close` to see them.
+        let _ = self.inner.close();
+    }
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("dir", &self.inner().dir)
+            .finish()
+    }
+}
+
+impl Db {
+    /// Open (creating if missing) the database in `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        Db::open_with(path, Options::default())
+    }
+
+    /// Open the database in `path` with `opts`.
+    pub fn open_with(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let inner = recovery::open(path.as_ref(), opts)?;
+        let inner = Arc::new(inner);
+        if inner.opts.background_flush {
+            let worker = Arc::clone(&inner);
+            let handle = std::thread::Builder::new()
+                .name("strata-flush".into())
+                .spawn(move || worker.flush_loop())
+                .map_err(|e| Error::io("starting the flush thread", e))?;
+            *inner.flush_thread.lock() = Some(handle);
+        }
+        Ok(Db {
+            handle: Arc::new(DbHandle { inner }),
+        })
+    }
+
+    fn inner(&self) -> &Arc<DbInner> {
+        &self.handle.inner
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner().dir
+    }
+
+    /// Set `key` to `value`.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(key, value);
+        self.write(b)
+    }
+
+    /// Remove `key`.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(key);
+        self.write(b)
+    }
+
+    /// Apply `batch` atomically with the database's default durability.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.write_opt(batch, WriteOptions::default())
+    }
+
+    /// Apply `batch` atomically with explicit options.
+    pub fn write_opt(&self, batch: WriteBatch, opts: WriteOptions) -> Result<()> {
+        self.inner().write(batch, opts)
+    }
+
+    /// The current value of `key`.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        let inner = self.inner();
+        inner.check_open()?;
+        let (seq, sv) = inner.read_view();
+        sv.get(key.as_ref(), seq)
+    }
+
+    /// Iterate over the keys in `range`, in order (`.rev()` for reverse order).
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> DbIter {
+        let (seq, sv) = self.inner().read_view();
+        DbIter::new(
+            sv,
+            seq,
+            owned_bound(range.start_bound()),
+            owned_bound(range.end_bound()),
+        )
+    }
+
+    /// Iterate over every key.
+    pub fn iter(&self) -> DbIter {
+        self.range::<&[u8], _>(..)
+    }
+
+    /// Iterate over the keys that start with `prefix`.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
+        let (seq, sv) = self.inner().read_view();
+        let (lower, upper) = prefix_bounds(prefix.as_ref());
+        DbIter::new(sv, seq, lower, upper)
+    }
+
+    /// A consistent read view: later writes are invisible to it.
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = self.inner();
+        let (seq, _) = inner.read_view();
+        *inner.snapshots.lock().entry(seq).or_insert(0) += 1;
+        Snapshot {
+            db: self.clone(),
+            seq,
+        }
+    }
+
+    /// Write the memtable to an SSTable now and wait until it is recorded in the manifest.
+    pub fn flush(&self) -> Result<()> {
+        self.inner().flush_now()
+    }
+
+    /// Flush, stop background work, fsync and release the directory lock. Later calls on any
+    /// clone fail with [`Error::Closed`]. Dropping the last clone closes too, silently.
+    pub fn close(self) -> Result<()> {
+        self.inner().close()
+    }
+
+    /// Read every table block and check every checksum, and that the manifest's files exist.
+    pub fn verify(&self) -> Result<()> {
+        let inner = self.inner();
+        inner.check_open()?;
+        let (_, sv) = inner.read_view();
+        for (_, t) in sv.version.all_tables() {
+            t.table.verify()?;
+        }
+        Ok(())
+    }
+
+    /// Counters and sizes, for monitoring.
+    pub fn stats(&self) -> DbStats {
+        let inner = self.inner();
+        let (seq, sv) = inner.read_view();
+        let c = &inner.counters;
+        DbStats {
+            last_sequence: seq,
+            memtable_bytes: sv.mem.approximate_size(),
+            immutable_memtables: sv.imms.len(),
+            immutable_bytes: sv.imms.iter().map(|m| m.approximate_size()).sum(),
+            tables_per_level: sv.version.levels.iter().map(Vec::len).collect(),
+            bytes_per_level: sv
+                .version
+                .levels
+                .iter()
+                .map(|l| l.iter().map(|t| t.meta.size).sum())
+                .collect(),
+            flushes: c.flushes.load(Ordering::Relaxed),
+            flush_bytes: c.flush_bytes.load(Ordering::Relaxed),
+            wal_bytes: c.wal_bytes.load(Ordering::Relaxed),
+            writes: c.writes.load(Ordering::Relaxed),
+            write_groups: c.write_groups.load(Ordering::Relaxed),
+            stalls: c.stalls.load(Ordering::Relaxed),
+            stall_micros: c.stall_micros.load(Ordering::Relaxed),
+            snapshots: inner.snapshots.lock().values().sum(),
+            block_cache: inner.cache.stats(),
+        }
+    }
+}
+
+fn owned_bound<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn prefix_bounds(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let upper = match prefix_successor(prefix) {
+        Some(s) => Bound::Excluded(s),
+        None => Bound::Unbounded,
+    };
+    (Bound::Included(prefix.to_vec()), upper)
+}
+
+/// A consistent read view of the database at one sequence number.
+pub struct Snapshot {
+    db: Db,
+    seq: SeqNo,
+}
+
+impl Snapshot {
+    /// The sequence number this snapshot reads at.
+    pub fn sequence(&self) -> SeqNo {
+        self.seq
+    }
+
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        let inner = self.db.inner();
+        inner.check_open()?;
+        let (_, sv) = inner.read_view();
+        sv.get(key.as_ref(), self.seq)
+    }
+
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> DbIter {
+        let (_, sv) = self.db.inner().read_view();
+        DbIter::new(
+            sv,
+            self.seq,
+            owned_bound(range.start_bound()),
+            owned_bound(range.end_bound()),
+        )
+    }
+
+    pub fn iter(&self) -> DbIter {
+        self.range::<&[u8], _>(..)
+    }
+
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
+        let (_, sv) = self.db.inner().read_view();
+        let (lower, upper) = prefix_bounds(prefix.as_ref());
+        DbIter::new(sv, self.seq, lower, upper)
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let mut snaps = self.db.inner().snapshots.lock();
+        if let Some(n) = snaps.get_mut(&self.seq) {
+            *n -= 1;
+            if *n == 0 {
+                snaps.remove(&self.seq);
+            }
+        }
+    }
+}
+
+/// A point-in-time summary of the database, printed like a dashboard by `Display`.
+#[derive(Debug, Clone)]
+pub struct DbStats {
+    pub last_sequence: SeqNo,
+    pub memtable_bytes: usize,
+    pub immutable_memtables: usize,
+    pub immutable_bytes: usize,
+    pub tables_per_level: Vec<usize>,
+    pub bytes_per_level: Vec<u64>,
+    pub flushes: u64,
+    pub flush_bytes: u64,
+    pub wal_bytes: u64,
+    pub writes: u64,
+    pub write_groups: u64,
+    pub stalls: u64,
+    pub stall_micros: u64,
+    pub snapshots: usize,
+    pub block_cache: CacheStats,
+}
+
+impl fmt::Display for DbStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        writeln!(f, "last sequence      {}", self.last_sequence)?;
+        writeln!(
+            f,
+            "memtable           {:.1} MiB  (+{} immutable, {:.1} MiB)",
+            mib(self.memtable_bytes as u64),
+            self.immutable_memtables,
+            mib(self.immutable_bytes as u64)
+        )?;
+        writeln!(f, "level  tables  size")?;
+        for (level, (n, bytes)) in self
+            .tables_per_level
+            .iter()
+            .zip(&self.bytes_per_level)
+            .enumerate()
+        {
+            if *n > 0 {
+                writeln!(f, "  L{level}   {n:>6}  {:.1} MiB", mib(*bytes))?;
+            }
+        }
+        writeln!(
+            f,
+            "writes             {} in {} groups ({:.1} per group)",
+            self.writes,
+            self.write_groups,
+            self.writes as f64 / self.write_groups.max(1) as f64
+        )?;
+        writeln!(f, "wal written        {:.1} MiB", mib(self.wal_bytes))?;
+        writeln!(
+            f,
+            "flushes            {} ({:.1} MiB)",
+            self.flushes,
+            mib(self.flush_bytes)
+        )?;
+        writeln!(
+            f,
+            "stalls             {} ({} ms)",
+            self.stalls,
+            self.stall_micros / 1000
+        )?;
+        writeln!(f, "snapshots          {}", self.snapshots)?;
+        let c = &self.block_cache;
+        let lookups = (c.hits + c.misses).max(1);
+        write!(
+            f,
+            "block cache        {:.1}/{:.1} MiB, {} hits, {} misses ({:.1}% hit)",
+            mib(c.usage_bytes),
+            mib(c.capacity_bytes),
+            c.hits,
+            c.misses,
+            100.0 * c.hits as f64 / lookups as f64
+        )
+    }
+}

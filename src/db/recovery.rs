@@ -1,0 +1,334 @@
+//! Opening a database: lock, read CURRENT, replay the manifest, open the tables, replay the
+//! WAL segments, flush what they held, and start a fresh WAL and manifest.
+//!
+//! Recovery rules:
+//! - No CURRENT but Strata files present: Corruption (never silently start an empty database
+//!   over existing data).
+//! - The manifest may end in an incomplete record (a crash mid-append); anything else wrong in
+//!   it is Corruption.
+//! - WAL segments at or above the manifest's `log_number` are replayed in order. A damaged or
+//!   incomplete record is tolerated only at the very end of the log: if any valid record follows
+//!   it (in the same or a later segment) it is Corruption.
+//! - The recovered memtable is written to a level-0 table before the new manifest is written,
+//!   so the damaged tail of an old segment is never followed by new writes.
+//! - Files not referenced by the new manifest (orphan tables from a crashed flush, obsolete WAL
+//!   segments, old manifests, temp files) are deleted last.
+
+use std::collections::BTreeMap;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+
+use super::flush::write_level0_table;
+use super::{Counters, DbInner, FlushState, LogState, SuperVersion, VersionSet};
+use crate::batch::WriteBatch;
+use crate::cache::BlockCache;
+use crate::error::{Error, Result};
+use crate::filenames::{self, parse_file_name, table_path, wal_path, FileKind};
+use crate::manifest::{self, FileMeta, ManifestWriter, VersionEdit, NUM_LEVELS};
+use crate::memtable::Memtable;
+use crate::options::Options;
+use crate::sstable::Table;
+use crate::version::{TableHandle, Version};
+use crate::wal::{read_log_file, LogWriter, TailPolicy};
+
+/// State rebuilt from the manifest.
+struct Recovered {
+    files: BTreeMap<u64, (u32, FileMeta)>,
+    log_number: u64,
+    next_file_number: u64,
+    last_sequence: u64,
+}
+
+pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
+    let fs = Arc::clone(&opts.fs);
+    if opts.create_if_missing {
+        fs.create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
+    let lock_path = dir.join(filenames::LOCK);
+    let lock = fs
+        .try_lock(&lock_path)
+        .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?
+        .ok_or_else(|| Error::Locked(dir.to_path_buf()))?;
+
+    let names = fs
+        .list_dir(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let kinds: Vec<FileKind> = names.iter().filter_map(|n| parse_file_name(n)).collect();
+
+    let mut state = match manifest::read_current(fs.as_ref(), dir)? {
+        Some(number) => {
+            if opts.error_if_exists {
+                return Err(Error::InvalidArgument(format!(
+                    "a database already exists at {}",
+                    dir.display()
+                )));
+            }
+            replay_manifest(fs.as_ref(), dir, number)?
+        }
+        None => {
+            let has_data = kinds.iter().any(|k| {
+                matches!(
+                    k,
+                    FileKind::Manifest(_) | FileKind::Table(_) | FileKind::Wal(_)
+                )
+            });
+            if has_data {
+                return Err(Error::corruption(
+                    filenames::current_path(dir),
+                    0,
+                    "CURRENT is missing but the directory holds database files",
+                ));
+            }
+            if !opts.create_if_missing {
+                return Err(Error::InvalidArgument(format!(
+                    "no database at {}",
+                    dir.display()
+                )));
+            }
+            Recovered {
+                files: BTreeMap::new(),
+                log_number: 0,
+                next_file_number: 1,
+                last_sequence: 0,
+            }
+        }
+    };
+
+    // Never reuse a number seen on disk, even of an orphan.
+    let max_on_disk = kinds
+        .iter()
+        .filter_map(|k| match k {
+            FileKind::Manifest(n) | FileKind::Wal(n) | FileKind::Table(n) => Some(*n),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    state.next_file_number = state.next_file_number.max(max_on_disk + 1);
+
+    let cache = Arc::new(BlockCache::new(opts.block_cache_capacity));
+    let mut version = Version::empty();
+    for (number, (level, meta)) in &state.files {
+        let path = table_path(dir, *number);
+        let reader = fs.open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::corruption(&path, 0, "a table named in the manifest is missing")
+            } else {
+                Error::io(format!("opening {}", path.display()), e)
+            }
+        })?;
+        let table = Table::open(reader, path.clone(), *number, Arc::clone(&cache))?;
+        if table.properties().file_size != meta.size {
+            return Err(Error::corruption(
+                &path,
+                0,
+                format!(
+                    "size is {} bytes but the manifest says {}",
+                    table.properties().file_size,
+                    meta.size
+                ),
+            ));
+        }
+        let handle = TableHandle::new(
+            meta.clone(),
+            table,
+            Arc::clone(&fs),
+            path,
+            Arc::clone(&cache),
+        );
+        version.levels[*level as usize].push(Arc::new(handle));
+    }
+    version.sort_levels();
+
+    // Replay the WAL segments the manifest still needs.
+    let mut wals: Vec<u64> = kinds
+        .iter()
+        .filter_map(|k| match k {
+            FileKind::Wal(n) if *n >= state.log_number => Some(*n),
+            _ => None,
+        })
+        .collect();
+    wals.sort_unstable();
+    if state.log_number > 0 && !wals.contains(&state.log_number) {
+        return Err(Error::corruption(
+            wal_path(dir, state.log_number),
+            0,
+            "the write-ahead log segment named by the manifest is missing",
+        ));
+    }
+    let mem = Arc::new(Memtable::new(0));
+    let mut max_seq = state.last_sequence;
+    let mut damaged_tail: Option<Error> = None;
+    for &number in &wals {
+        let path = wal_path(dir, number);
+        let contents = read_log_file(fs.as_ref(), &path, TailPolicy::DamagedTailOk)?;
+        if !contents.records.is_empty() {
+            if let Some(err) = damaged_tail.take() {
+                // A damaged record followed by valid records in a later segment.
+                return Err(err);
+            }
+        }
+        for record in contents.records {
+            let payload = Bytes::from(record.payload);
+            let batch = WriteBatch::decode(payload, &path, record.offset)?;
+            for (i, op) in batch.ops.into_iter().enumerate() {
+                let seq = batch.first_seq + i as u64;
+                mem.insert(op.key, seq, op.kind, op.value);
+                max_seq = max_seq.max(seq);
+            }
+        }
+        if let Some(tail) = contents.tail {
+            damaged_tail = Some(Error::corruption(
+                &path,
+                tail.offset,
+                format!(
+                    "damaged record followed by valid records in a later segment: {}",
+                    tail.reason
+                ),
+            ));
+        }
+    }
+
+    // Write the recovered writes to a table, so the old segments can go.
+    if let Some(handle) = write_level0_table(&fs, dir, &opts, &cache, &mem, state.next_file_number)?
+    {
+        state.next_file_number += 1;
+        state
+            .files
+            .insert(handle.meta.number, (0, handle.meta.clone()));
+        version = version.with_l0_table(handle);
+    }
+
+    // A fresh WAL segment and a fresh manifest holding the whole state.
+    let log_number = state.next_file_number;
+    let manifest_number = state.next_file_number + 1;
+    state.next_file_number += 2;
+    let log_path = wal_path(dir, log_number);
+    let log_file = fs
+        .create(&log_path)
+        .map_err(|e| Error::io(format!("creating {}", log_path.display()), e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("syncing the database directory", e))?;
+    let snapshot = VersionEdit {
+        log_number: Some(log_number),
+        next_file_number: Some(state.next_file_number),
+        last_sequence: Some(max_seq),
+        deleted_files: Vec::new(),
+        new_files: version
+            .all_tables()
+            .map(|(level, t)| (level as u32, t.meta.clone()))
+            .collect(),
+    };
+    let manifest = ManifestWriter::create(fs.as_ref(), dir, manifest_number, &snapshot)?;
+    manifest::write_current(fs.as_ref(), dir, manifest_number)?;
+
+    // Everything not in the new state is now garbage.
+    let live_tables: std::collections::HashSet<u64> =
+        version.all_tables().map(|(_, t)| t.meta.number).collect();
+    let names = fs
+        .list_dir(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    for name in names {
+        let garbage = match parse_file_name(&name) {
+            Some(FileKind::Wal(n)) => n != log_number,
+            Some(FileKind::Manifest(n)) => n != manifest_number,
+            Some(FileKind::Table(n)) => !live_tables.contains(&n),
+            Some(FileKind::Temp) => true,
+            _ => false,
+        };
+        if garbage {
+            // A failure only leaves garbage for the next open.
+            let _ = fs.remove_file(&dir.join(name));
+        }
+    }
+
+    let versions = VersionSet {
+        manifest,
+        next_file_number: state.next_file_number,
+        log_number,
+        last_sequence: max_seq,
+        current: Arc::new(version),
+    };
+    let sv = SuperVersion {
+        mem: Arc::new(Memtable::new(log_number)),
+        imms: Vec::new(),
+        version: Arc::clone(&versions.current),
+    };
+    Ok(DbInner {
+        dir: dir.to_path_buf(),
+        fs,
+        lock: Mutex::new(Some(lock)),
+        cache,
+        super_version: ArcSwap::from_pointee(sv),
+        sv_lock: Mutex::new(()),
+        visible_seq: AtomicU64::new(max_seq),
+        write_queue: Mutex::new(VecDeque::new()),
+        write_cv: Condvar::new(),
+        log: Mutex::new(LogState {
+            writer: LogWriter::new(log_file, log_path),
+            number: log_number,
+            last_seq: max_seq,
+        }),
+        versions: Mutex::new(versions),
+        flush_state: Mutex::new(FlushState::default()),
+        flush_cv: Condvar::new(),
+        flush_thread: Mutex::new(None),
+        poisoned: AtomicBool::new(false),
+        poison_reason: Mutex::new(None),
+        closed: AtomicBool::new(false),
+        snapshots: Mutex::new(BTreeMap::new()),
+        counters: Counters::default(),
+        opts,
+    })
+}
+
+fn replay_manifest(fs: &dyn crate::fs::FileSystem, dir: &Path, number: u64) -> Result<Recovered> {
+    let path = filenames::manifest_path(dir, number);
+    if !fs.exists(&path) {
+        return Err(Error::corruption(
+            &path,
+            0,
+            "the manifest named by CURRENT is missing",
+        ));
+    }
+    let edits = manifest::replay_manifest(fs, &path)?;
+    let mut r = Recovered {
+        files: BTreeMap::new(),
+        log_number: 0,
+        next_file_number: 1,
+        last_sequence: 0,
+    };
+    for edit in edits {
+        if let Some(n) = edit.log_number {
+            r.log_number = n;
+        }
+        if let Some(n) = edit.next_file_number {
+            r.next_file_number = n;
+        }
+        if let Some(s) = edit.last_sequence {
+            r.last_sequence = s;
+        }
+        for (level, number) in edit.deleted_files {
+            r.files.remove(&number).filter(|(l, _)| *l == level).ok_or_else(|| {
+                Error::corruption(&path, 0, format!("the manifest deletes table {number} at level {level}, which is not live"))
+            })?;
+        }
+        for (level, meta) in edit.new_files {
+            if level as usize >= NUM_LEVELS {
+                return Err(Error::corruption(
+                    &path,
+                    0,
+                    format!("level {level} is out of range"),
+                ));
+            }
+            r.files.insert(meta.number, (level, meta));
+        }
+    }
+    Ok(r)
+}

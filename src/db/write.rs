@@ -1,0 +1,317 @@
+//! The write path: group commit, memtable switches, `flush` and `close`.
+//!
+//! Writers queue up; the writer at the front is the leader. It takes the batches of the
+//! writers behind it (up to `MAX_GROUP_BYTES`), appends them to the WAL as one record each in
+//! one buffered write, fsyncs once if any of them asked for it, applies them to the memtable,
+//! publishes the new sequence number and wakes the others with the shared result. The WAL and
+//! the memtable are therefore only ever touched by one thread at a time.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{DbInner, LogState, PendingWrite, SuperVersion};
+use crate::batch::WriteBatch;
+use crate::error::{Error, Result};
+use crate::filenames::wal_path;
+use crate::key::MAX_SEQ;
+use crate::memtable::Memtable;
+use crate::options::{Durability, WriteOptions};
+use crate::wal::LogWriter;
+
+/// Upper bound on the bytes one leader commits for its followers: keeps the latency of the
+/// leader's own write bounded.
+const MAX_GROUP_BYTES: usize = 1 << 20;
+
+impl DbInner {
+    pub(super) fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<()> {
+        self.check_open()?;
+        batch.validate(self.opts.max_key_size, self.opts.max_value_size)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sync = opts.durability.unwrap_or(self.opts.durability) == Durability::Sync;
+        self.enqueue(PendingWrite {
+            batch: parking_lot::Mutex::new(Some(batch)),
+            switch_memtable: false,
+            sync,
+            result: parking_lot::Mutex::new(None),
+        })
+    }
+
+    /// Wait in the queue until this write is done by a leader, or lead a group.
+    fn enqueue(&self, write: PendingWrite) -> Result<()> {
+        let me = Arc::new(write);
+        let mut queue = self.write_queue.lock();
+        queue.push_back(Arc::clone(&me));
+        loop {
+            if let Some(result) = me.result.lock().take() {
+                return result;
+            }
+            if queue.front().is_some_and(|w| Arc::ptr_eq(w, &me)) {
+                break;
+            }
+            self.write_cv.wait(&mut queue);
+        }
+
+        // Leader: gather the group while holding the queue lock, then release it for the I/O.
+        let group: Vec<Arc<PendingWrite>> = if me.switch_memtable {
+            vec![Arc::clone(&me)]
+        } else {
+            let mut bytes = 0;
+            queue
+                .iter()
+                .take_while(|w| {
+                    if w.switch_memtable || (w.sync && !me.sync) {
+                        // A no-sync leader does not make a sync writer wait for it; it goes next.
+                        return false;
+                    }
+                    let len = w.batch.lock().as_ref().map_or(0, WriteBatch::encoded_len);
+                    let fits = bytes == 0 || bytes + len <= MAX_GROUP_BYTES;
+                    bytes += len;
+                    fits
+                })
+                .cloned()
+                .collect()
+        };
+        drop(queue);
+
+        let result = if me.switch_memtable {
+            self.switch_memtable_now()
+        } else {
+            self.commit_group(&group)
+        };
+
+        let mut queue = self.write_queue.lock();
+        for w in &group {
+            let front = queue.pop_front();
+            debug_assert!(front.is_some_and(|f| Arc::ptr_eq(&f, w)));
+            if !Arc::ptr_eq(w, &me) {
+                *w.result.lock() = Some(match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(e.duplicate()),
+                });
+            }
+        }
+        self.write_cv.notify_all();
+        result
+    }
+
+    fn commit_group(&self, group: &[Arc<PendingWrite>]) -> Result<()> {
+        self.check_poisoned()?;
+        let mut log = self.log.lock();
+        self.make_room(&mut log)?;
+        let sync = group.iter().any(|w| w.sync);
+
+        let mut payloads: Vec<Bytes> = Vec::with_capacity(group.len());
+        let mut seq = log.last_seq;
+        let mut appended = 0u64;
+        for w in group {
+            let Some(mut batch) = w.batch.lock().take() else {
+                continue;
+            };
+            let first = seq + 1;
+            seq += batch.len() as u64;
+            if seq > MAX_SEQ {
+                return Err(Error::InvalidArgument(
+                    "sequence numbers are exhausted".into(),
+                ));
+            }
+            let payload = batch.encode_with_sequence(first);
+            appended += payload.len() as u64;
+            if let Err(e) = log.writer.add_record(payload) {
+                self.poison(&e);
+                return Err(e);
+            }
+            payloads.push(Bytes::from(batch.into_encoded()));
+        }
+        let durable = if sync {
+            log.writer.sync()
+        } else {
+            log.writer.flush()
+        };
+        if let Err(e) = durable {
+            // The log's state on disk is unknown: refuse further writes (fsyncgate).
+            self.poison(&e);
+            return Err(e);
+        }
+
+        let mem = Arc::clone(&self.super_version.load().mem);
+        let path = wal_path(&self.dir, log.number);
+        let mut writes = 0u64;
+        for payload in payloads {
+            // Invariant: we encoded this payload above, so it decodes.
+            let decoded = WriteBatch::decode(payload, &path, 0)?;
+            for (i, op) in decoded.ops.into_iter().enumerate() {
+                mem.insert(op.key, decoded.first_seq + i as u64, op.kind, op.value);
+                writes += 1;
+            }
+        }
+        log.last_seq = seq;
+        self.visible_seq.store(seq, Ordering::Release);
+        self.counters
+            .wal_bytes
+            .fetch_add(appended, Ordering::Relaxed);
+        self.counters.writes.fetch_add(writes, Ordering::Relaxed);
+        self.counters.write_groups.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Switch to a new memtable if the current one is full, stalling while too many immutable
+    /// memtables wait for flush.
+    fn make_room(&self, log: &mut LogState) -> Result<()> {
+        let mut stall_start: Option<Instant> = None;
+        loop {
+            self.check_poisoned()?;
+            let sv = self.super_version.load_full();
+            if sv.mem.approximate_size() < self.opts.write_buffer_size {
+                break;
+            }
+            if sv.imms.len() < self.opts.max_immutable_memtables {
+                self.switch_memtable(log)?;
+                break;
+            }
+            if !self.opts.background_flush {
+                self.flush_all_immutable()?;
+                continue;
+            }
+            if stall_start.is_none() {
+                stall_start = Some(Instant::now());
+                self.counters.stalls.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut st = self.flush_state.lock();
+            let still_full =
+                self.super_version.load().imms.len() >= self.opts.max_immutable_memtables;
+            if still_full && !self.poisoned.load(Ordering::Acquire) {
+                self.flush_cv.wait(&mut st);
+            }
+        }
+        if let Some(start) = stall_start {
+            self.counters
+                .stall_micros
+                .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Make the memtable immutable and start a new memtable and WAL segment.
+    fn switch_memtable(&self, log: &mut LogState) -> Result<()> {
+        let result = self.switch_memtable_inner(log);
+        if let Err(e) = &result {
+            self.poison(e);
+        }
+        result
+    }
+
+    fn switch_memtable_inner(&self, log: &mut LogState) -> Result<()> {
+        // Invariant 3: the old segment is durable before the new one can receive writes.
+        log.writer.sync()?;
+        let number = self.versions.lock().new_file_number();
+        let path = wal_path(&self.dir, number);
+        let file = self
+            .fs
+            .create(&path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("syncing the database directory", e))?;
+        log.writer = LogWriter::new(file, path);
+        log.number = number;
+        let mem = Arc::new(Memtable::new(number));
+        self.install_super_version(|sv| {
+            let mut imms = Vec::with_capacity(sv.imms.len() + 1);
+            imms.push(Arc::clone(&sv.mem));
+            imms.extend(sv.imms.iter().cloned());
+            SuperVersion {
+                mem,
+                imms,
+                version: Arc::clone(&sv.version),
+            }
+        });
+        let _guard = self.flush_state.lock();
+        self.flush_cv.notify_all();
+        Ok(())
+    }
+
+    /// Leader-only: switch now if the memtable holds anything.
+    fn switch_memtable_now(&self) -> Result<()> {
+        self.check_poisoned()?;
+        let mut log = self.log.lock();
+        if self.super_version.load().mem.is_empty() {
+            return Ok(());
+        }
+        // Respect the immutable limit as a write would.
+        while self.super_version.load().imms.len() >= self.opts.max_immutable_memtables {
+            if !self.opts.background_flush {
+                self.flush_all_immutable()?;
+            } else {
+                self.wait_for_flushes(self.opts.max_immutable_memtables - 1)?;
+            }
+        }
+        self.switch_memtable(&mut log)
+    }
+
+    /// Block until at most `remaining` immutable memtables wait for flush.
+    fn wait_for_flushes(&self, remaining: usize) -> Result<()> {
+        let mut st = self.flush_state.lock();
+        loop {
+            self.check_poisoned()?;
+            if self.super_version.load().imms.len() <= remaining {
+                return Ok(());
+            }
+            if self.flush_thread.lock().is_none() {
+                drop(st);
+                self.flush_all_immutable()?;
+                st = self.flush_state.lock();
+                continue;
+            }
+            self.flush_cv.wait(&mut st);
+        }
+    }
+
+    pub(super) fn flush_now(&self) -> Result<()> {
+        self.check_open()?;
+        self.enqueue(PendingWrite {
+            batch: parking_lot::Mutex::new(None),
+            switch_memtable: true,
+            sync: true,
+            result: parking_lot::Mutex::new(None),
+        })?;
+        if self.opts.background_flush && self.flush_thread.lock().is_some() {
+            self.wait_for_flushes(0)
+        } else {
+            self.flush_all_immutable()
+        }
+    }
+
+    pub(super) fn close(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Flush what is buffered so the next open replays nothing; skip it if poisoned.
+        let flushed = if self.poisoned.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            self.flush_now()
+        };
+        self.closed.store(true, Ordering::Release);
+        {
+            let mut st = self.flush_state.lock();
+            st.shutdown = true;
+            self.flush_cv.notify_all();
+        }
+        let thread = self.flush_thread.lock().take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+        let synced = if self.poisoned.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            self.log.lock().writer.sync()
+        };
+        self.lock.lock().take();
+        flushed.and(synced)
+    }
+}

@@ -1,0 +1,244 @@
+//! `DbIter`: the user-facing iterator over a range of user keys at one sequence number.
+//!
+//! It merges every source of a pinned [`SuperVersion`](crate::db::SuperVersion), hides entries
+//! newer than its sequence number, shows only the newest visible version of each user key, and
+//! hides deleted keys. It is double-ended: the front and the back are two independent merging
+//! cursors that stop when they meet.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::db::SuperVersion;
+use crate::error::Result;
+use crate::iter::merge::MergingIterator;
+use crate::key::{internal_key, parse_internal_key, SeqNo, ValueKind, KIND_SEEK, MAX_SEQ};
+
+/// Iterator over `(key, value)` pairs in key order; `.rev()` walks backwards.
+///
+/// It reads a consistent view: the sequence number at creation (or the snapshot's), with every
+/// memtable and table it needs pinned until it is dropped.
+pub struct DbIter {
+    sv: Arc<SuperVersion>,
+    seq: SeqNo,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    front: Option<MergingIterator>,
+    back: Option<MergingIterator>,
+    /// Last user key the front cursor passed (emitted or hidden).
+    front_key: Option<Vec<u8>>,
+    /// Last user key the back cursor passed.
+    back_key: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl DbIter {
+    pub(crate) fn new(
+        sv: Arc<SuperVersion>,
+        seq: SeqNo,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+    ) -> Self {
+        let empty = match (&lower, &upper) {
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
+                a > b
+                    || (a == b
+                        && !(matches!(lower, Bound::Included(_))
+                            && matches!(upper, Bound::Included(_))))
+            }
+            _ => false,
+        };
+        DbIter {
+            sv,
+            seq,
+            lower,
+            upper,
+            front: None,
+            back: None,
+            front_key: None,
+            back_key: None,
+            done: empty,
+        }
+    }
+
+    fn below_upper(upper: &Bound<Vec<u8>>, user_key: &[u8]) -> bool {
+        match upper {
+            Bound::Included(u) => user_key <= u.as_slice(),
+            Bound::Excluded(u) => user_key < u.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+
+    fn above_lower(&self, user_key: &[u8]) -> bool {
+        match &self.lower {
+            Bound::Included(l) => user_key >= l.as_slice(),
+            Bound::Excluded(l) => user_key > l.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+
+    fn next_front(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+        if self.front.is_none() {
+            let mut m = MergingIterator::new(self.sv.iterators());
+            match &self.lower {
+                Bound::Included(k) => m.seek(&internal_key(k, MAX_SEQ, KIND_SEEK))?,
+                // (k, seq 0, kind 0) is the last possible entry of k.
+                Bound::Excluded(k) => m.seek(&internal_key(k, 0, 0))?,
+                Bound::Unbounded => m.seek_to_first()?,
+            }
+            self.front = Some(m);
+        }
+        let Some(m) = self.front.as_mut() else {
+            return Ok(None);
+        };
+        while m.valid() {
+            let Some(p) = parse_internal_key(m.key()) else {
+                return Err(crate::Error::corruption(
+                    "<iterator>",
+                    0,
+                    "malformed internal key",
+                ));
+            };
+            if p.seq > self.seq || self.front_key.as_deref() == Some(p.user_key) {
+                // Too new for this view, or an older version of a key already passed.
+                m.step()?;
+                continue;
+            }
+            let user_key = p.user_key.to_vec();
+            let kind = p.kind;
+            if !Self::below_upper(&self.upper, &user_key) {
+                return Ok(None);
+            }
+            if let Some(b) = &self.back_key {
+                if user_key >= *b {
+                    return Ok(None);
+                }
+            }
+            let value = m.value();
+            self.front_key = Some(user_key.clone());
+            m.step()?;
+            if kind == ValueKind::Value {
+                return Ok(Some((Bytes::from(user_key), value)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn next_back(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+        if self.back.is_none() {
+            let mut m = MergingIterator::new(self.sv.iterators());
+            match &self.upper {
+                Bound::Included(k) => m.seek_for_prev(&internal_key(k, 0, 0))?,
+                Bound::Excluded(k) => m.seek_for_prev(&internal_key(k, MAX_SEQ, KIND_SEEK))?,
+                Bound::Unbounded => m.seek_to_last()?,
+            }
+            self.back = Some(m);
+        }
+        loop {
+            let Some(m) = self.back.as_mut() else {
+                return Ok(None);
+            };
+            if !m.valid() {
+                return Ok(None);
+            }
+            // Backwards, the versions of one user key arrive oldest first: walk them all and
+            // keep the newest one visible at `seq`.
+            let user_key = match parse_internal_key(m.key()) {
+                Some(p) => p.user_key.to_vec(),
+                None => {
+                    return Err(crate::Error::corruption(
+                        "<iterator>",
+                        0,
+                        "malformed internal key",
+                    ))
+                }
+            };
+            let mut visible: Option<(ValueKind, Bytes)> = None;
+            while m.valid() {
+                let Some(p) = parse_internal_key(m.key()) else {
+                    return Err(crate::Error::corruption(
+                        "<iterator>",
+                        0,
+                        "malformed internal key",
+                    ));
+                };
+                if p.user_key != user_key.as_slice() {
+                    break;
+                }
+                if p.seq <= self.seq {
+                    visible = Some((p.kind, m.value()));
+                }
+                m.step()?;
+            }
+            if !self.above_lower(&user_key) {
+                return Ok(None);
+            }
+            if let Some(f) = &self.front_key {
+                if user_key <= *f {
+                    return Ok(None);
+                }
+            }
+            let Some((kind, value)) = visible else {
+                continue;
+            };
+            self.back_key = Some(user_key.clone());
+            if kind == ValueKind::Value {
+                return Ok(Some((Bytes::from(user_key), value)));
+            }
+        }
+    }
+}
+
+impl Iterator for DbIter {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.next_front() {
+            Ok(Some(kv)) => Some(Ok(kv)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl DoubleEndedIterator for DbIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match DbIter::next_back(self) {
+            Ok(Some(kv)) => Some(Ok(kv)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix` (`None` if there is none,
+/// i.e. the prefix is all 0xff).
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}

@@ -1,0 +1,297 @@
+//! The memtable: a concurrent ordered map from internal key to value.
+//!
+//! Writes land here after the write-ahead log. Backed by `crossbeam_skiplist::SkipMap`, so
+//! readers never block the (single, group-committing) writer and vice versa.
+//!
+//! Invariants:
+//! - Entries are never removed or overwritten: every write has a fresh sequence number, so each
+//!   `(user key, seq)` is inserted at most once.
+//! - A memtable belongs to exactly one WAL segment (`wal_number`), which holds every entry in it;
+//!   the segment may be deleted once the memtable is in an SSTable recorded in the manifest.
+
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use crossbeam_skiplist::SkipMap;
+
+use crate::error::Result;
+use crate::iter::InternalIterator;
+use crate::key::{parse_internal_key, MemKey, SeqNo, ValueKind, KIND_SEEK, TRAILER_LEN};
+
+/// Per-entry overhead charged to the memtable size (skiplist node, pointers, Bytes headers).
+const ENTRY_OVERHEAD: usize = 64;
+
+pub struct Memtable {
+    map: SkipMap<MemKey, Bytes>,
+    approximate_bytes: AtomicUsize,
+    max_seq: AtomicU64,
+    wal_number: u64,
+}
+
+impl Memtable {
+    pub fn new(wal_number: u64) -> Self {
+        Memtable {
+            map: SkipMap::new(),
+            approximate_bytes: AtomicUsize::new(0),
+            max_seq: AtomicU64::new(0),
+            wal_number,
+        }
+    }
+
+    /// The WAL segment that holds this memtable's writes.
+    pub fn wal_number(&self) -> u64 {
+        self.wal_number
+    }
+
+    pub fn insert(&self, user_key: Bytes, seq: SeqNo, kind: ValueKind, value: Bytes) {
+        let charge = user_key.len() + value.len() + TRAILER_LEN + ENTRY_OVERHEAD;
+        self.map
+            .insert(MemKey::new(user_key, seq, kind as u8), value);
+        self.approximate_bytes.fetch_add(charge, Ordering::Relaxed);
+        self.max_seq.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    /// The newest entry for `user_key` with sequence `<= seq`.
+    pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<(ValueKind, Bytes)> {
+        let seek = MemKey::new(Bytes::copy_from_slice(user_key), seq, KIND_SEEK);
+        let entry = self.map.lower_bound(Bound::Included(&seek))?;
+        if entry.key().user_key.as_ref() != user_key {
+            return None;
+        }
+        Some((entry.key().kind(), entry.value().clone()))
+    }
+
+    /// Bytes charged so far (keys, values and per-entry overhead).
+    pub fn approximate_size(&self) -> usize {
+        self.approximate_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Largest sequence number inserted (0 if empty).
+    pub fn max_seq(&self) -> SeqNo {
+        self.max_seq.load(Ordering::Relaxed)
+    }
+
+    pub fn iter(self: &Arc<Self>) -> MemtableIter {
+        MemtableIter {
+            mem: Arc::clone(self),
+            buf: Vec::new(),
+            pos: 0,
+            forward: true,
+            key: Vec::new(),
+        }
+    }
+}
+
+/// How many entries a memtable iterator copies out of the skiplist per refill: each refill is
+/// one O(log n) skiplist seek, amortized over the chunk.
+const CHUNK: usize = 64;
+
+/// A cursor over a memtable. It holds the memtable alive and reads it in chunks, so it needs
+/// no borrow of the skiplist between calls.
+pub struct MemtableIter {
+    mem: Arc<Memtable>,
+    /// Entries in the direction of travel; `buf[pos]` is current.
+    buf: Vec<(MemKey, Bytes)>,
+    pos: usize,
+    forward: bool,
+    /// Encoded internal key of the current entry.
+    key: Vec<u8>,
+}
+
+impl MemtableIter {
+    fn fill_forward(&mut self, from: Bound<&MemKey>) {
+        self.buf.clear();
+        self.pos = 0;
+        self.forward = true;
+        let range = self.mem.map.range((from, Bound::Unbounded));
+        self.buf.extend(
+            range
+                .take(CHUNK)
+                .map(|e| (e.key().clone(), e.value().clone())),
+        );
+        self.update_key();
+    }
+
+    fn fill_backward(&mut self, from: Bound<&MemKey>) {
+        self.buf.clear();
+        self.pos = 0;
+        self.forward = false;
+        let range = self.mem.map.range((Bound::Unbounded, from));
+        self.buf.extend(
+            range
+                .rev()
+                .take(CHUNK)
+                .map(|e| (e.key().clone(), e.value().clone())),
+        );
+        self.update_key();
+    }
+
+    fn update_key(&mut self) {
+        self.key.clear();
+        if let Some((k, _)) = self.buf.get(self.pos) {
+            self.key.extend_from_slice(&k.user_key);
+            self.key.extend_from_slice(&k.trailer.to_le_bytes());
+        }
+    }
+
+    fn current(&self) -> Option<&MemKey> {
+        self.buf.get(self.pos).map(|(k, _)| k)
+    }
+}
+
+/// The memtable key for an encoded internal key (a seek target).
+fn memkey_of(target: &[u8]) -> MemKey {
+    match parse_internal_key(target) {
+        Some(p) => MemKey::new(Bytes::copy_from_slice(p.user_key), p.seq, p.kind as u8),
+        None => {
+            // Seek targets carry KIND_SEEK, which parse_internal_key rejects: split by hand.
+            let split = target.len().saturating_sub(TRAILER_LEN);
+            let mut t = [0u8; 8];
+            t[..target.len() - split].copy_from_slice(&target[split..]);
+            MemKey {
+                user_key: Bytes::copy_from_slice(&target[..split]),
+                trailer: u64::from_le_bytes(t),
+            }
+        }
+    }
+}
+
+impl InternalIterator for MemtableIter {
+    fn valid(&self) -> bool {
+        self.pos < self.buf.len()
+    }
+
+    fn seek_to_first(&mut self) -> Result<()> {
+        self.fill_forward(Bound::Unbounded);
+        Ok(())
+    }
+
+    fn seek_to_last(&mut self) -> Result<()> {
+        self.fill_backward(Bound::Unbounded);
+        Ok(())
+    }
+
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        let k = memkey_of(target);
+        self.fill_forward(Bound::Included(&k));
+        Ok(())
+    }
+
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        let k = memkey_of(target);
+        self.fill_backward(Bound::Included(&k));
+        Ok(())
+    }
+
+    fn next(&mut self) -> Result<()> {
+        let Some(cur) = self.current().cloned() else {
+            return Ok(());
+        };
+        if self.forward && self.pos + 1 < self.buf.len() {
+            self.pos += 1;
+            self.update_key();
+        } else {
+            self.fill_forward(Bound::Excluded(&cur));
+        }
+        Ok(())
+    }
+
+    fn prev(&mut self) -> Result<()> {
+        let Some(cur) = self.current().cloned() else {
+            return Ok(());
+        };
+        if !self.forward && self.pos + 1 < self.buf.len() {
+            self.pos += 1;
+            self.update_key();
+        } else {
+            self.fill_backward(Bound::Excluded(&cur));
+        }
+        Ok(())
+    }
+
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    fn value(&self) -> Bytes {
+        self.buf
+            .get(self.pos)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{internal_key, MAX_SEQ};
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn get_sees_the_newest_version_at_or_below_the_snapshot() {
+        let m = Memtable::new(1);
+        m.insert(b("k"), 1, ValueKind::Value, b("v1"));
+        m.insert(b("k"), 3, ValueKind::Deletion, Bytes::new());
+        m.insert(b("k"), 5, ValueKind::Value, b("v5"));
+        assert_eq!(m.get(b"k", 0), None);
+        assert_eq!(m.get(b"k", 2), Some((ValueKind::Value, b("v1"))));
+        assert_eq!(m.get(b"k", 4).map(|(k, _)| k), Some(ValueKind::Deletion));
+        assert_eq!(m.get(b"k", MAX_SEQ), Some((ValueKind::Value, b("v5"))));
+        assert_eq!(m.get(b"j", MAX_SEQ), None);
+        assert_eq!(m.max_seq(), 5);
+    }
+
+    #[test]
+    fn the_iterator_walks_both_ways_across_chunk_boundaries() {
+        let m = Arc::new(Memtable::new(1));
+        let n = CHUNK * 3 + 5;
+        for i in 0..n {
+            m.insert(
+                b(&format!("k{i:04}")),
+                i as u64 + 1,
+                ValueKind::Value,
+                b("v"),
+            );
+        }
+        let mut it = m.iter();
+        it.seek_to_first().unwrap();
+        let mut forward = Vec::new();
+        while it.valid() {
+            forward.push(it.key().to_vec());
+            it.next().unwrap();
+        }
+        assert_eq!(forward.len(), n);
+        it.seek_to_last().unwrap();
+        let mut backward = Vec::new();
+        while it.valid() {
+            backward.push(it.key().to_vec());
+            it.prev().unwrap();
+        }
+        backward.reverse();
+        assert_eq!(forward, backward);
+
+        it.seek(&internal_key(b"k0100", MAX_SEQ, KIND_SEEK))
+            .unwrap();
+        assert_eq!(crate::key::user_key(it.key()), b"k0100");
+        it.prev().unwrap();
+        assert_eq!(crate::key::user_key(it.key()), b"k0099");
+        it.next().unwrap();
+        assert_eq!(crate::key::user_key(it.key()), b"k0100");
+        it.seek_for_prev(&internal_key(b"k0100x", MAX_SEQ, KIND_SEEK))
+            .unwrap();
+        assert_eq!(crate::key::user_key(it.key()), b"k0100");
+    }
+}

@@ -1,0 +1,548 @@
+//! [`Table`]: an open SSTable, and [`TableIter`], a two-level cursor over it.
+//!
+//! Opening reads the footer, then the index, filter and properties blocks, verifies their
+//! checksums and keeps them resident in the `Table` (not in the block cache: they are needed by
+//! every lookup). Data blocks are read on demand, verified, and cached in the shared
+//! [`BlockCache`] under `(file_number, block offset)` with their size as the charge.
+//!
+//! What `open` checks before serving anything (a failure is `Corruption`):
+//! - the file holds at least a footer, and the footer's magic, version and crc are right;
+//! - every metadata handle lies before the footer, and every metadata block's crc matches;
+//! - the index keys are valid internal keys in strictly increasing order, its handles are 16
+//!   bytes, and the data blocks they describe are contiguous from offset 0 up to the first
+//!   metadata block;
+//! - the index has `data_blocks` entries and its last key is the table's largest key.
+//!
+//! Damaged data blocks are found when they are read: `get` and the iterator return the
+//! `Corruption` error from the call that moved into the block. [`Table::verify`] reads them all.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::cache::BlockCache;
+use crate::error::{Error, Result};
+use crate::fs::RandomAccessFile;
+use crate::iter::InternalIterator;
+use crate::key::{
+    compare_internal, internal_key, parse_internal_key, SeqNo, ValueKind, KIND_SEEK, MAX_SEQ,
+};
+use crate::sstable::block::{Block, BlockIter};
+use crate::sstable::filter::BloomFilter;
+use crate::sstable::format::{
+    display_name, read_block, BlockHandle, Footer, TableProperties, FOOTER_LEN,
+};
+
+/// An open, immutable SSTable. Shared between readers through `Arc`.
+pub struct Table {
+    file: Arc<dyn RandomAccessFile>,
+    path: PathBuf,
+    /// The same path, shared with every block for error messages.
+    block_path: Arc<Path>,
+    file_number: u64,
+    cache: Arc<BlockCache>,
+    index: Arc<Block>,
+    filter: Option<BloomFilter>,
+    props: TableProperties,
+    /// End of the data blocks (start of the first metadata block).
+    data_end: u64,
+}
+
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("path", &self.path)
+            .field("file_number", &self.file_number)
+            .field("properties", &self.props)
+            .finish()
+    }
+}
+
+impl Table {
+    /// Open the table in `file` (named `path`, number `file_number`) and verify its metadata.
+    pub fn open(
+        file: Arc<dyn RandomAccessFile>,
+        path: PathBuf,
+        file_number: u64,
+        cache: Arc<BlockCache>,
+    ) -> Result<Arc<Table>> {
+        let io = |e| Error::io(format!("reading table {}", display_name(&path)), e);
+        let file_size = file.size().map_err(io)?;
+        if file_size < FOOTER_LEN as u64 {
+            return Err(Error::corruption(
+                &path,
+                0,
+                format!(
+                    "file of {file_size} bytes is too short to hold the {FOOTER_LEN}-byte footer"
+                ),
+            ));
+        }
+        let footer_offset = file_size - FOOTER_LEN as u64;
+        let footer_bytes = file.read_at(footer_offset, FOOTER_LEN).map_err(io)?;
+        let footer = Footer::decode(&footer_bytes, &path, footer_offset)?;
+
+        let props_bytes = read_block(&*file, &path, footer.properties, footer_offset)?;
+        let mut props = TableProperties::decode(&props_bytes, &path, footer.properties.offset)?;
+        props.file_size = file_size;
+
+        let filter = if footer.filter.size == 0 {
+            None
+        } else {
+            let contents = read_block(&*file, &path, footer.filter, footer_offset)?;
+            Some(BloomFilter::decode(contents, &path, footer.filter.offset)?)
+        };
+
+        let block_path: Arc<Path> = Arc::from(path.as_path());
+        let index_bytes = read_block(&*file, &path, footer.index, footer_offset)?;
+        let index = Arc::new(Block::new(
+            index_bytes,
+            Arc::clone(&block_path),
+            footer.index.offset,
+        )?);
+
+        let mut data_end = footer.index.offset.min(footer.properties.offset);
+        if filter.is_some() {
+            data_end = data_end.min(footer.filter.offset);
+        }
+        check_index(&index, data_end, &props, &path)?;
+
+        Ok(Arc::new(Table {
+            file,
+            path,
+            block_path,
+            file_number,
+            cache,
+            index,
+            filter,
+            props,
+            data_end,
+        }))
+    }
+
+    pub fn properties(&self) -> &TableProperties {
+        &self.props
+    }
+
+    pub fn file_number(&self) -> u64 {
+        self.file_number
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// False if the bloom filter rules `user_key` out; true if it may be present (or the table
+    /// has no filter).
+    pub fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.may_contain(user_key))
+    }
+
+    /// The newest version of `user_key` with sequence number `<= seq`, if the table has one.
+    /// A deletion is returned as `(ValueKind::Deletion, empty)`.
+    pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Result<Option<(ValueKind, Bytes)>> {
+        if !self.may_contain(user_key) {
+            return Ok(None);
+        }
+        let target = internal_key(user_key, seq.min(MAX_SEQ), KIND_SEEK);
+        let mut index = self.index.iter();
+        index.seek(&target)?;
+        // The first block whose last key is >= target holds the answer; the loop only moves on
+        // if that block unexpectedly has no such key.
+        while index.valid() {
+            let block = self.data_block(&index)?;
+            let mut it = block.iter();
+            it.seek(&target)?;
+            if it.valid() {
+                let parsed =
+                    parse_internal_key(it.key()).ok_or_else(|| bad_key(&self.path, &it))?;
+                if parsed.user_key != user_key {
+                    return Ok(None);
+                }
+                return Ok(Some((parsed.kind, it.value())));
+            }
+            index.next()?;
+        }
+        Ok(None)
+    }
+
+    /// An unpositioned cursor over the whole table.
+    pub fn iter(self: &Arc<Self>) -> TableIter {
+        TableIter {
+            table: Arc::clone(self),
+            index: self.index.iter(),
+            data: None,
+        }
+    }
+
+    /// Read every data block through its checksum (bypassing the cache) and check that the keys
+    /// are valid internal keys, strictly increasing, and agree with the index, filter and
+    /// properties.
+    pub fn verify(&self) -> Result<()> {
+        let mut index = self.index.iter();
+        index.seek_to_first()?;
+        let mut prev: Vec<u8> = Vec::new();
+        let mut entries = 0u64;
+        while index.valid() {
+            let handle = self.handle_at(&index)?;
+            let contents = read_block(&*self.file, &self.path, handle, self.data_end)?;
+            let block = Arc::new(Block::new(
+                contents,
+                Arc::clone(&self.block_path),
+                handle.offset,
+            )?);
+            let mut it = block.iter();
+            it.seek_to_first()?;
+            if !it.valid() {
+                return Err(Error::corruption(
+                    &self.path,
+                    handle.offset,
+                    "empty data block",
+                ));
+            }
+            while it.valid() {
+                let parsed =
+                    parse_internal_key(it.key()).ok_or_else(|| bad_key(&self.path, &it))?;
+                if entries == 0 && it.key() != self.props.smallest_key.as_slice() {
+                    return Err(Error::corruption(
+                        &self.path,
+                        it.entry_offset(),
+                        "first key differs from the smallest key in the properties",
+                    ));
+                }
+                if entries > 0 && compare_internal(&prev, it.key()) != Ordering::Less {
+                    return Err(Error::corruption(
+                        &self.path,
+                        it.entry_offset(),
+                        "keys out of order",
+                    ));
+                }
+                if !self.may_contain(parsed.user_key) {
+                    return Err(Error::corruption(
+                        &self.path,
+                        it.entry_offset(),
+                        "bloom filter rules out a key the table holds",
+                    ));
+                }
+                prev.clear();
+                prev.extend_from_slice(it.key());
+                entries += 1;
+                it.next()?;
+            }
+            if index.key() != prev.as_slice() {
+                return Err(Error::corruption(
+                    &self.path,
+                    index.entry_offset(),
+                    "index key differs from the last key of its data block",
+                ));
+            }
+            index.next()?;
+        }
+        if entries != self.props.num_entries {
+            return Err(Error::corruption(
+                &self.path,
+                0,
+                format!(
+                    "table holds {entries} entries, properties say {}",
+                    self.props.num_entries
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn handle_at(&self, index: &BlockIter) -> Result<BlockHandle> {
+        BlockHandle::decode(index.value_slice()).ok_or_else(|| {
+            Error::corruption(
+                &self.path,
+                index.entry_offset(),
+                "index value is not a block handle",
+            )
+        })
+    }
+
+    /// The data block the index cursor points at, from the cache or the file.
+    fn data_block(&self, index: &BlockIter) -> Result<Arc<Block>> {
+        let handle = self.handle_at(index)?;
+        if let Some(block) = self.cache.get(self.file_number, handle.offset) {
+            return Ok(block);
+        }
+        let contents = read_block(&*self.file, &self.path, handle, self.data_end)?;
+        let block = Arc::new(Block::new(
+            contents,
+            Arc::clone(&self.block_path),
+            handle.offset,
+        )?);
+        self.cache.insert(
+            self.file_number,
+            handle.offset,
+            Arc::clone(&block),
+            block.size(),
+        );
+        Ok(block)
+    }
+}
+
+fn bad_key(path: &Path, it: &BlockIter) -> Error {
+    Error::corruption(
+        path,
+        it.entry_offset(),
+        "entry key is not a valid internal key",
+    )
+}
+
+/// Check the resident index against the data area and the properties (see the module docs).
+fn check_index(
+    index: &Arc<Block>,
+    data_end: u64,
+    props: &TableProperties,
+    path: &Path,
+) -> Result<()> {
+    let mut it = index.iter();
+    it.seek_to_first()?;
+    let mut expected_offset = 0u64;
+    let mut count = 0u64;
+    let mut prev: Vec<u8> = Vec::new();
+    while it.valid() {
+        let bad =
+            |reason: String| Error::corruption(path, it.entry_offset(), format!("index: {reason}"));
+        if parse_internal_key(it.key()).is_none() {
+            return Err(bad("key is not a valid internal key".into()));
+        }
+        if count > 0 && compare_internal(&prev, it.key()) != Ordering::Less {
+            return Err(bad("keys are not strictly increasing".into()));
+        }
+        let handle = BlockHandle::decode(it.value_slice())
+            .ok_or_else(|| bad("value is not a 16-byte block handle".into()))?;
+        if handle.offset != expected_offset {
+            return Err(bad(format!(
+                "data block at {} does not follow the previous one, which ends at {expected_offset}",
+                handle.offset
+            )));
+        }
+        expected_offset = handle.end().filter(|&end| end <= data_end).ok_or_else(|| {
+            bad(format!(
+                "data block at {} runs into the metadata at {data_end}",
+                handle.offset
+            ))
+        })?;
+        count += 1;
+        prev.clear();
+        prev.extend_from_slice(it.key());
+        it.next()?;
+    }
+    let bad = |reason: String| Error::corruption(path, index.offset(), format!("index: {reason}"));
+    if expected_offset != data_end {
+        return Err(bad(format!(
+            "data blocks end at {expected_offset} but metadata starts at {data_end}"
+        )));
+    }
+    if count != props.data_blocks {
+        return Err(bad(format!(
+            "{count} data blocks, but the properties say {}",
+            props.data_blocks
+        )));
+    }
+    if prev != props.largest_key {
+        return Err(bad(
+            "last key differs from the largest key in the properties".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A cursor over a whole table: an index cursor picks the data block, a block cursor walks it.
+///
+/// Invariant: when `data` is `Some` and valid, it iterates the block the index cursor points at.
+pub struct TableIter {
+    table: Arc<Table>,
+    index: BlockIter,
+    data: Option<BlockIter>,
+}
+
+impl fmt::Debug for TableIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableIter")
+            .field("table", &self.table.path)
+            .field("valid", &self.valid())
+            .finish()
+    }
+}
+
+impl TableIter {
+    /// Point `data` at the block under the index cursor (unpositioned); `false` if the index
+    /// cursor is exhausted.
+    fn load_block(&mut self) -> Result<bool> {
+        if !self.index.valid() {
+            self.data = None;
+            return Ok(false);
+        }
+        let handle = self.table.handle_at(&self.index)?;
+        let reusable = self
+            .data
+            .as_ref()
+            .is_some_and(|d| d.block().offset() == handle.offset);
+        if !reusable {
+            let block = self.table.data_block(&self.index)?;
+            self.data = Some(block.iter());
+        }
+        Ok(true)
+    }
+
+    fn data_valid(&self) -> bool {
+        self.data.as_ref().is_some_and(|d| d.valid())
+    }
+
+    /// Move forward over blocks until the cursor rests on an entry or the table ends.
+    fn skip_forward(&mut self) -> Result<()> {
+        while !self.data_valid() {
+            if !self.index.valid() {
+                self.data = None;
+                return Ok(());
+            }
+            self.index.next()?;
+            if !self.load_block()? {
+                return Ok(());
+            }
+            if let Some(d) = &mut self.data {
+                d.seek_to_first()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Move backward over blocks until the cursor rests on an entry or the table ends.
+    fn skip_backward(&mut self) -> Result<()> {
+        while !self.data_valid() {
+            if !self.index.valid() {
+                self.data = None;
+                return Ok(());
+            }
+            self.index.prev()?;
+            if !self.load_block()? {
+                return Ok(());
+            }
+            if let Some(d) = &mut self.data {
+                d.seek_to_last()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Common tail of every move: check the key, and leave the cursor invalid on error.
+    fn settle(&mut self, r: Result<()>) -> Result<()> {
+        let r = r.and_then(|()| match &self.data {
+            Some(d) if d.valid() && parse_internal_key(d.key()).is_none() => {
+                Err(bad_key(&self.table.path, d))
+            }
+            _ => Ok(()),
+        });
+        if r.is_err() {
+            self.data = None;
+        }
+        r
+    }
+
+    fn seek_to_first_inner(&mut self) -> Result<()> {
+        self.index.seek_to_first()?;
+        if self.load_block()? {
+            if let Some(d) = &mut self.data {
+                d.seek_to_first()?;
+            }
+        }
+        self.skip_forward()
+    }
+
+    fn seek_to_last_inner(&mut self) -> Result<()> {
+        self.index.seek_to_last()?;
+        if self.load_block()? {
+            if let Some(d) = &mut self.data {
+                d.seek_to_last()?;
+            }
+        }
+        self.skip_backward()
+    }
+
+    fn seek_inner(&mut self, target: &[u8]) -> Result<()> {
+        // The first block whose last key is >= target.
+        self.index.seek(target)?;
+        if self.load_block()? {
+            if let Some(d) = &mut self.data {
+                d.seek(target)?;
+            }
+        }
+        self.skip_forward()
+    }
+
+    fn seek_for_prev_inner(&mut self, target: &[u8]) -> Result<()> {
+        self.index.seek(target)?;
+        if !self.index.valid() {
+            // Every key is < target.
+            return self.seek_to_last_inner();
+        }
+        if self.load_block()? {
+            if let Some(d) = &mut self.data {
+                d.seek_for_prev(target)?;
+            }
+        }
+        self.skip_backward()
+    }
+}
+
+impl InternalIterator for TableIter {
+    fn valid(&self) -> bool {
+        self.data_valid()
+    }
+
+    fn seek_to_first(&mut self) -> Result<()> {
+        let r = self.seek_to_first_inner();
+        self.settle(r)
+    }
+
+    fn seek_to_last(&mut self) -> Result<()> {
+        let r = self.seek_to_last_inner();
+        self.settle(r)
+    }
+
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        let r = self.seek_inner(target);
+        self.settle(r)
+    }
+
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        let r = self.seek_for_prev_inner(target);
+        self.settle(r)
+    }
+
+    fn next(&mut self) -> Result<()> {
+        let r = match &mut self.data {
+            Some(d) if d.valid() => d.next().and_then(|()| self.skip_forward()),
+            _ => Ok(()),
+        };
+        self.settle(r)
+    }
+
+    fn prev(&mut self) -> Result<()> {
+        let r = match &mut self.data {
+            Some(d) if d.valid() => d.prev().and_then(|()| self.skip_backward()),
+            _ => Ok(()),
+        };
+        self.settle(r)
+    }
+
+    fn key(&self) -> &[u8] {
+        match &self.data {
+            Some(d) => d.key(),
+            None => &[],
+        }
+    }
+
+    fn value(&self) -> Bytes {
+        match &self.data {
+            Some(d) => d.value(),
+            None => Bytes::new(),
+        }
+    }
+}

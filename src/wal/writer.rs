@@ -1,0 +1,187 @@
+//! Appending records to a log file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::format::{record_header, HEADER_LEN, MAX_PAYLOAD_LEN};
+use crate::error::{Error, Result};
+use crate::fs::WritableFile;
+
+/// A staging buffer larger than this is released after the record that needed it, so one huge
+/// record does not pin its memory for the life of the log.
+const MAX_RETAINED_BUFFER: usize = 1 << 20;
+
+/// Appends records to a log file (see [`format`](super::format)).
+///
+/// After any I/O error the writer refuses further work: a failed append may have left part of a
+/// record in the file, and records written after it would turn a tolerable torn tail into damage
+/// in the middle of the log; a failed fsync may have dropped dirty pages that a retry would not
+/// rewrite.
+pub struct LogWriter {
+    file: Box<dyn WritableFile>,
+    path: PathBuf,
+    size: u64,
+    buf: Vec<u8>,
+    failed: bool,
+}
+
+impl fmt::Debug for LogWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogWriter")
+            .field("path", &self.path)
+            .field("size", &self.size)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogWriter {
+    /// A writer appending to `file`, a new empty file at `path` (used in error messages).
+    pub fn new(file: Box<dyn WritableFile>, path: PathBuf) -> Self {
+        LogWriter {
+            file,
+            path,
+            size: 0,
+            buf: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// Append one record holding `payload` (buffered; see [`flush`](Self::flush) and
+    /// [`sync`](Self::sync)). A payload over 1 GiB is an `InvalidArgument` error.
+    pub fn add_record(&mut self, payload: &[u8]) -> Result<()> {
+        self.check_usable()?;
+        let Some(header) = record_header(payload) else {
+            return Err(Error::InvalidArgument(format!(
+                "a log record of {} bytes exceeds the maximum of {MAX_PAYLOAD_LEN} bytes",
+                payload.len()
+            )));
+        };
+        // One append per record, so that a torn write can only damage the last record.
+        self.buf.clear();
+        self.buf.reserve(HEADER_LEN + payload.len());
+        self.buf.extend_from_slice(&header);
+        self.buf.extend_from_slice(payload);
+        let result = self.file.append(&self.buf);
+        let written = self.buf.len() as u64;
+        if self.buf.capacity() > MAX_RETAINED_BUFFER {
+            self.buf = Vec::new();
+        }
+        match result {
+            Ok(()) => {
+                self.size += written;
+                Ok(())
+            }
+            Err(e) => Err(self.fail("appending to", e)),
+        }
+    }
+
+    /// Hand appended records to the operating system: they survive a process crash.
+    pub fn flush(&mut self) -> Result<()> {
+        self.check_usable()?;
+        self.file.flush().map_err(|e| self.fail("flushing", e))
+    }
+
+    /// Make appended records durable: they survive a power cut.
+    pub fn sync(&mut self) -> Result<()> {
+        self.check_usable()?;
+        self.file.sync().map_err(|e| self.fail("syncing", e))
+    }
+
+    /// Bytes appended so far (header and payload of every record).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The log file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.failed {
+            return Err(Error::Poisoned(format!(
+                "an earlier write to the log {} failed",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, doing: &str, e: std::io::Error) -> Error {
+        self.failed = true;
+        Error::io(format!("{doing} the log {}", self.path.display()), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    /// Records each append; fails every call once `fail` is set.
+    #[derive(Clone, Default)]
+    struct Recorder {
+        appends: Arc<Mutex<Vec<Vec<u8>>>>,
+        fail: Arc<Mutex<bool>>,
+    }
+
+    impl Recorder {
+        fn result(&self) -> io::Result<()> {
+            if *self.fail.lock().unwrap() {
+                Err(io::Error::other("injected"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl WritableFile for Recorder {
+        fn append(&mut self, data: &[u8]) -> io::Result<()> {
+            self.result()?;
+            self.appends.lock().unwrap().push(data.to_vec());
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.result()
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            self.result()
+        }
+    }
+
+    #[test]
+    fn each_record_is_one_append_of_header_and_payload() {
+        let file = Recorder::default();
+        let mut writer = LogWriter::new(Box::new(file.clone()), PathBuf::from("000001.log"));
+        writer.add_record(b"hello").unwrap();
+        writer.add_record(b"").unwrap();
+        writer.flush().unwrap();
+        let appends = file.appends.lock().unwrap().clone();
+        assert_eq!(appends.len(), 2);
+        assert_eq!(appends[0][..HEADER_LEN], record_header(b"hello").unwrap());
+        assert_eq!(&appends[0][HEADER_LEN..], b"hello");
+        assert_eq!(appends[1].len(), HEADER_LEN);
+        assert_eq!(writer.size(), (2 * HEADER_LEN + 5) as u64);
+    }
+
+    #[test]
+    fn after_an_io_error_the_writer_refuses_all_work() {
+        let file = Recorder::default();
+        let mut writer = LogWriter::new(Box::new(file.clone()), PathBuf::from("000002.log"));
+        writer.add_record(b"a").unwrap();
+        *file.fail.lock().unwrap() = true;
+        let err = writer.sync().unwrap_err();
+        assert!(
+            matches!(&err, Error::Io { context, .. } if context.contains("000002.log")),
+            "{err}"
+        );
+        *file.fail.lock().unwrap() = false;
+        assert!(matches!(writer.add_record(b"b"), Err(Error::Poisoned(_))));
+        assert!(matches!(writer.flush(), Err(Error::Poisoned(_))));
+        assert!(matches!(writer.sync(), Err(Error::Poisoned(_))));
+        assert_eq!(writer.size(), (HEADER_LEN + 1) as u64);
+        assert_eq!(file.appends.lock().unwrap().len(), 1);
+    }
+}

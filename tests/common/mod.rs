@@ -1,0 +1,54 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// Copy every file of a database directory except LOCK: the state a crash would leave if
+/// everything handed to the OS survived.
+pub fn copy_db_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "LOCK" {
+            continue;
+        }
+        std::fs::copy(entry.path(), to.join(&name)).unwrap();
+    }
+}
+
+/// The files of `dir` whose name ends with `suffix`, sorted.
+pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().ends_with(suffix))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The live manifest of `dir`.
+pub fn manifest_of(dir: &Path) -> PathBuf {
+    let v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("MANIFEST-")
+        })
+        .collect();
+    assert_eq!(v.len(), 1, "expected one manifest in {}", dir.display());
+    v[0].clone()
+}
+
+pub fn key(i: u64) -> String {
+    format!("key{i:06}")
+}
+
+pub fn value(i: u64) -> String {
+    format!("value-{i}-{}", "v".repeat((i % 37) as usize))
+}
