@@ -50,6 +50,11 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     if opts.create_if_missing {
         fs.create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    } else if !fs.exists(dir) {
+        return Err(Error::InvalidArgument(format!(
+            "no database at {}",
+            dir.display()
+        )));
     }
     let lock_path = dir.join(filenames::LOCK);
     let lock = fs
