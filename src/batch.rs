@@ -137,7 +137,7 @@ impl WriteBatch {
 
     /// Decode a logged batch, checking every length; `path` and `offset` name the log record
     /// for the error message.
-    pub(crate) fn decode(payload: Bytes, path: &Path, offset: u64) -> Result<DecodedBatch> {
+    pub fn decode(payload: Bytes, path: &Path, offset: u64) -> Result<DecodedBatch> {
         let bad = |reason: &str| Error::corruption(path, offset, format!("write batch: {reason}"));
         let mut d = Decoder::new(&payload);
         let first_seq = d.u64().ok_or_else(|| bad("header is truncated"))?;
@@ -190,7 +190,7 @@ impl WriteBatch {
 
 /// A batch read back from the log.
 #[derive(Debug)]
-pub(crate) struct DecodedBatch {
+pub struct DecodedBatch {
     pub first_seq: SeqNo,
     pub ops: Vec<BatchOp>,
 }

@@ -25,6 +25,7 @@
 pub mod batch;
 pub mod cache;
 pub mod coding;
+pub mod compaction;
 pub mod db;
 pub mod error;
 pub mod filenames;

@@ -41,8 +41,26 @@ pub struct Options {
     pub max_key_size: usize,
     /// Largest accepted value. Default: 64 MiB.
     pub max_value_size: usize,
-    /// Run flushes on a background thread. Default: true.
+    /// Run flushes and compactions on background threads. Default: true. When false they run
+    /// on the writing thread (after a memtable switch), which makes a run deterministic:
+    /// the crash and fault-injection tests use it.
     pub background_flush: bool,
+    /// Level-0 files that trigger a compaction into the base level. Default: 4 (RocksDB).
+    pub level0_compaction_trigger: usize,
+    /// Level-0 files at which each write is delayed by a millisecond, so compaction can keep
+    /// up. Default: 20 (RocksDB).
+    pub level0_slowdown_trigger: usize,
+    /// Level-0 files at which writes wait for compaction. Default: 36 (RocksDB).
+    pub level0_stop_trigger: usize,
+    /// Target size of the base level (the level level-0 compacts into). Default: 256 MiB, the
+    /// size of four level-0 files, so an L0 compaction merges inputs of similar size.
+    pub max_bytes_for_level_base: u64,
+    /// Each level's target is this many times the one above it. Default: 10.
+    pub max_bytes_for_level_multiplier: u64,
+    /// Compaction output files are cut near this size. Default: 32 MiB: small enough that a
+    /// compaction of one file into the next level rewrites little, large enough to keep the
+    /// file count and open-file cost low.
+    pub target_file_size: u64,
     /// The file system; tests substitute a fault-injecting one.
     pub fs: Arc<dyn FileSystem>,
 }
@@ -62,6 +80,12 @@ impl Default for Options {
             max_key_size: 64 << 10,
             max_value_size: 64 << 20,
             background_flush: true,
+            level0_compaction_trigger: 4,
+            level0_slowdown_trigger: 20,
+            level0_stop_trigger: 36,
+            max_bytes_for_level_base: 256 << 20,
+            max_bytes_for_level_multiplier: 10,
+            target_file_size: 32 << 20,
             fs: Arc::new(RealFs),
         }
     }

@@ -132,13 +132,81 @@ impl Version {
         Ok(None)
     }
 
-    /// One cursor per table.
+    /// One cursor per level-0 table and one per deeper level.
     pub fn iterators(&self, out: &mut Vec<Box<dyn InternalIterator>>) {
-        for tables in &self.levels {
-            for t in tables {
-                out.push(Box::new(t.table.iter()));
+        for (level, tables) in self.levels.iter().enumerate() {
+            if level == 0 {
+                for t in tables {
+                    out.push(Box::new(t.table.iter()));
+                }
+            } else if !tables.is_empty() {
+                out.push(Box::new(LevelIter::new(tables.clone())));
             }
         }
+    }
+
+    /// A new version: this one with `deleted` (level, number) removed and `added` inserted.
+    pub fn apply(&self, deleted: &[(usize, u64)], added: &[(usize, Arc<TableHandle>)]) -> Version {
+        let mut v = self.clone();
+        for &(level, number) in deleted {
+            v.levels[level].retain(|t| t.meta.number != number);
+        }
+        for (level, t) in added {
+            v.levels[*level].push(Arc::clone(t));
+        }
+        v.sort_levels();
+        v
+    }
+
+    /// Check the ordering invariants: level 0 newest first; deeper levels sorted by key with
+    /// no user key in two files.
+    pub fn check_shape(&self, dir: &std::path::Path) -> Result<()> {
+        let bad = |reason: String| crate::error::Error::corruption(dir, 0, reason);
+        for pair in self.levels[0].windows(2) {
+            if pair[0].meta.max_seq < pair[1].meta.max_seq {
+                return Err(bad("level 0 is not ordered newest first".into()));
+            }
+        }
+        for (level, tables) in self.levels.iter().enumerate().skip(1) {
+            for t in tables {
+                if crate::key::compare_internal(&t.meta.smallest, &t.meta.largest).is_gt() {
+                    return Err(bad(format!(
+                        "table {} has smallest > largest",
+                        t.meta.number
+                    )));
+                }
+            }
+            for pair in tables.windows(2) {
+                if user_key(&pair[0].meta.largest) >= user_key(&pair[1].meta.smallest) {
+                    return Err(bad(format!(
+                        "tables {} and {} overlap at level {level}",
+                        pair[0].meta.number, pair[1].meta.number
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Total file bytes in `level`.
+    pub fn level_bytes(&self, level: usize) -> u64 {
+        self.levels[level].iter().map(|t| t.meta.size).sum()
+    }
+
+    /// The tables of `level` whose user-key range intersects `[smallest, largest]` (user keys).
+    pub fn overlapping(
+        &self,
+        level: usize,
+        smallest: &[u8],
+        largest: &[u8],
+    ) -> Vec<Arc<TableHandle>> {
+        self.levels[level]
+            .iter()
+            .filter(|t| {
+                user_key(&t.meta.largest) >= smallest && user_key(&t.meta.smallest) <= largest
+            })
+            .cloned()
+            .collect()
     }
 
     pub fn all_tables(&self) -> impl Iterator<Item = (usize, &Arc<TableHandle>)> {
@@ -150,5 +218,126 @@ impl Version {
 
     pub fn num_tables(&self) -> usize {
         self.levels.iter().map(Vec::len).sum()
+    }
+}
+
+/// A cursor over the tables of one level >= 1: they do not overlap and are in key order, so
+/// the level reads as one sorted run. Tables are entered lazily, one at a time.
+pub struct LevelIter {
+    tables: Vec<Arc<TableHandle>>,
+    index: usize,
+    current: Option<crate::sstable::TableIter>,
+}
+
+impl LevelIter {
+    pub fn new(tables: Vec<Arc<TableHandle>>) -> Self {
+        LevelIter {
+            tables,
+            index: 0,
+            current: None,
+        }
+    }
+
+    fn open(&mut self, index: usize) -> &mut crate::sstable::TableIter {
+        self.index = index;
+        self.current.insert(self.tables[index].table.iter())
+    }
+
+    /// Move forward through empty tails until a valid entry or the end.
+    fn skip_forward(&mut self) -> Result<()> {
+        while self.current.as_ref().is_some_and(|c| !c.valid()) {
+            if self.index + 1 >= self.tables.len() {
+                self.current = None;
+                return Ok(());
+            }
+            let next = self.index + 1;
+            self.open(next).seek_to_first()?;
+        }
+        Ok(())
+    }
+
+    fn skip_backward(&mut self) -> Result<()> {
+        while self.current.as_ref().is_some_and(|c| !c.valid()) {
+            if self.index == 0 {
+                self.current = None;
+                return Ok(());
+            }
+            let prev = self.index - 1;
+            self.open(prev).seek_to_last()?;
+        }
+        Ok(())
+    }
+}
+
+impl InternalIterator for LevelIter {
+    fn valid(&self) -> bool {
+        self.current.as_ref().is_some_and(|c| c.valid())
+    }
+
+    fn seek_to_first(&mut self) -> Result<()> {
+        if self.tables.is_empty() {
+            self.current = None;
+            return Ok(());
+        }
+        self.open(0).seek_to_first()?;
+        self.skip_forward()
+    }
+
+    fn seek_to_last(&mut self) -> Result<()> {
+        if self.tables.is_empty() {
+            self.current = None;
+            return Ok(());
+        }
+        let last = self.tables.len() - 1;
+        self.open(last).seek_to_last()?;
+        self.skip_backward()
+    }
+
+    fn seek(&mut self, target: &[u8]) -> Result<()> {
+        // The first table whose largest key is >= target.
+        let i = self
+            .tables
+            .partition_point(|t| crate::key::compare_internal(&t.meta.largest, target).is_lt());
+        if i >= self.tables.len() {
+            self.current = None;
+            return Ok(());
+        }
+        self.open(i).seek(target)?;
+        self.skip_forward()
+    }
+
+    fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
+        // The last table whose smallest key is <= target.
+        let i = self
+            .tables
+            .partition_point(|t| crate::key::compare_internal(&t.meta.smallest, target).is_le());
+        if i == 0 {
+            self.current = None;
+            return Ok(());
+        }
+        self.open(i - 1).seek_for_prev(target)?;
+        self.skip_backward()
+    }
+
+    fn next(&mut self) -> Result<()> {
+        if let Some(c) = self.current.as_mut() {
+            c.next()?;
+        }
+        self.skip_forward()
+    }
+
+    fn prev(&mut self) -> Result<()> {
+        if let Some(c) = self.current.as_mut() {
+            c.prev()?;
+        }
+        self.skip_backward()
+    }
+
+    fn key(&self) -> &[u8] {
+        self.current.as_ref().map_or(&[], |c| c.key())
+    }
+
+    fn value(&self) -> Bytes {
+        self.current.as_ref().map_or_else(Bytes::new, |c| c.value())
     }
 }

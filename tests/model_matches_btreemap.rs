@@ -25,6 +25,7 @@ enum Op {
     TakeSnapshot,
     CheckSnapshot(usize),
     Flush,
+    Compact,
     Reopen,
     CrashReopen,
 }
@@ -57,17 +58,25 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::TakeSnapshot),
         4 => any::<usize>().prop_map(Op::CheckSnapshot),
         3 => Just(Op::Flush),
+        1 => Just(Op::Compact),
         2 => Just(Op::Reopen),
         2 => Just(Op::CrashReopen),
     ]
 }
 
 fn options(background: bool) -> Options {
-    // A tiny memtable so switches and flushes happen inside short runs.
-    Options::default()
-        .with_write_buffer_size(2048)
-        .with_background_flush(background)
-        .with_block_size(256)
+    // A tiny memtable and tiny levels so switches, flushes and compactions at every level
+    // (including trivial moves and tombstone dropping at the bottom) happen inside short runs.
+    Options {
+        level0_compaction_trigger: 2,
+        max_bytes_for_level_base: 4096,
+        max_bytes_for_level_multiplier: 2,
+        target_file_size: 1024,
+        ..Options::default()
+    }
+    .with_write_buffer_size(2048)
+    .with_background_flush(background)
+    .with_block_size(256)
 }
 
 fn collect(
@@ -191,6 +200,7 @@ fn run(ops: Vec<Op>, background: bool) {
                 }
             }
             Op::Flush => db.flush().unwrap(),
+            Op::Compact => db.compact().unwrap(),
             Op::Reopen => {
                 snapshots.clear();
                 db.close().unwrap();

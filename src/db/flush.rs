@@ -12,66 +12,44 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::output::OutputTables;
 use super::{DbInner, SuperVersion};
 use crate::cache::BlockCache;
+use crate::compaction::Retention;
 use crate::error::{Error, Result};
-use crate::filenames::{table_path, wal_path};
+use crate::filenames::wal_path;
 use crate::fs::FileSystem;
 use crate::iter::InternalIterator;
-use crate::manifest::{FileMeta, VersionEdit};
+use crate::key::{parse_internal_key, SeqNo};
+use crate::manifest::VersionEdit;
 use crate::memtable::Memtable;
 use crate::options::Options;
-use crate::sstable::{Table, TableBuilder, TableOptions};
 use crate::version::TableHandle;
 
-/// Write every entry of `mem` to table `number` in `dir`, fsync it and its directory, and open
-/// it. Returns `None` for an empty memtable.
+/// Write the entries of `mem` that a reader at or above `oldest_visible` could need to one
+/// new level-0 table, fsync it and its directory, and open it. `None` if nothing is left.
 pub(crate) fn write_level0_table(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
     opts: &Options,
     cache: &Arc<BlockCache>,
     mem: &Arc<Memtable>,
-    number: u64,
+    oldest_visible: SeqNo,
+    new_number: &mut dyn FnMut() -> u64,
 ) -> Result<Option<Arc<TableHandle>>> {
-    if mem.is_empty() {
-        return Ok(None);
-    }
-    let path = table_path(dir, number);
-    let file = fs
-        .create(&path)
-        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    let mut builder = TableBuilder::new(file, path.clone(), TableOptions::from(opts));
+    let mut out = OutputTables::new(fs, dir, opts, cache, u64::MAX);
+    let mut retention = Retention::new(oldest_visible, false);
     let mut it = mem.iter();
     it.seek_to_first()?;
     while it.valid() {
-        builder.add(it.key(), &it.value())?;
+        let parsed = parse_internal_key(it.key())
+            .ok_or_else(|| Error::corruption(dir, 0, "malformed key in the memtable"))?;
+        if retention.keep(&parsed) {
+            out.add(it.key(), &it.value(), new_number)?;
+        }
         it.next()?;
     }
-    let props = builder.finish()?;
-    fs.sync_dir(dir)
-        .map_err(|e| Error::io("syncing the database directory", e))?;
-    let reader = fs
-        .open(&path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let table = Table::open(reader, path.clone(), number, Arc::clone(cache))?;
-    let meta = FileMeta {
-        number,
-        size: props.file_size,
-        smallest: props.smallest_key.clone(),
-        largest: props.largest_key.clone(),
-        min_seq: props.min_seq,
-        max_seq: props.max_seq,
-        num_entries: props.num_entries,
-        num_deletions: props.num_deletions,
-    };
-    Ok(Some(Arc::new(TableHandle::new(
-        meta,
-        table,
-        Arc::clone(fs),
-        path,
-        Arc::clone(cache),
-    ))))
+    Ok(out.finish()?.pop())
 }
 
 impl DbInner {
@@ -79,7 +57,7 @@ impl DbInner {
     pub(super) fn flush_loop(self: Arc<Self>) {
         loop {
             {
-                let mut st = self.flush_state.lock();
+                let mut st = self.bg_state.lock();
                 loop {
                     let pending = !self.super_version.load().imms.is_empty();
                     if self.poisoned.load(Ordering::Acquire) || (st.shutdown && !pending) {
@@ -88,23 +66,26 @@ impl DbInner {
                     if pending {
                         break;
                     }
-                    self.flush_cv.wait(&mut st);
+                    self.bg_cv.wait(&mut st);
                 }
             }
             if let Err(e) = self.flush_oldest_immutable() {
                 self.poison(&e);
                 return;
             }
-            let _guard = self.flush_state.lock();
-            self.flush_cv.notify_all();
+            let _guard = self.bg_state.lock();
+            self.bg_cv.notify_all();
         }
     }
 
     /// Flush every immutable memtable on this thread (no background thread, or `flush`).
     pub(super) fn flush_all_immutable(&self) -> Result<()> {
         while self.flush_oldest_immutable()? {}
-        let _guard = self.flush_state.lock();
-        self.flush_cv.notify_all();
+        if !self.opts.background_flush {
+            self.compact_inline()?;
+        }
+        let _guard = self.bg_state.lock();
+        self.bg_cv.notify_all();
         Ok(())
     }
 
@@ -114,16 +95,25 @@ impl DbInner {
         let Some(imm) = self.super_version.load().imms.last().cloned() else {
             return Ok(false);
         };
-        let number = self.versions.lock().new_file_number();
-        let result = self.flush_memtable(&imm, number);
+        let result = self.flush_memtable(&imm);
         if let Err(e) = &result {
             self.poison(e);
         }
         result.map(|()| true)
     }
 
-    fn flush_memtable(&self, imm: &Arc<Memtable>, number: u64) -> Result<()> {
-        let handle = write_level0_table(&self.fs, &self.dir, &self.opts, &self.cache, imm, number)?;
+    fn flush_memtable(&self, imm: &Arc<Memtable>) -> Result<()> {
+        let oldest_visible = self.oldest_visible_sequence();
+        let mut new_number = || self.versions.lock().new_file_number();
+        let handle = write_level0_table(
+            &self.fs,
+            &self.dir,
+            &self.opts,
+            &self.cache,
+            imm,
+            oldest_visible,
+            &mut new_number,
+        )?;
 
         let mut vs = self.versions.lock();
         // The oldest memtable that stays after this one; its WAL is the oldest still needed.

@@ -18,7 +18,9 @@
 //! 5. Super versions are replaced under `sv_lock`; a reader loads `visible_seq` *before* the
 //!    super version, so the view it gets always holds every write up to its sequence number.
 
+mod compact;
 mod flush;
+mod output;
 mod recovery;
 mod write;
 
@@ -116,7 +118,7 @@ struct PendingWrite {
 }
 
 #[derive(Default)]
-struct FlushState {
+struct BgState {
     shutdown: bool,
 }
 
@@ -130,6 +132,11 @@ struct Counters {
     writes: AtomicU64,
     stalls: AtomicU64,
     stall_micros: AtomicU64,
+    slowdowns: AtomicU64,
+    compactions: AtomicU64,
+    trivial_moves: AtomicU64,
+    compaction_read_bytes: AtomicU64,
+    compaction_write_bytes: AtomicU64,
 }
 
 pub(crate) struct DbInner {
@@ -148,9 +155,14 @@ pub(crate) struct DbInner {
     log: Mutex<LogState>,
     versions: Mutex<VersionSet>,
 
-    flush_state: Mutex<FlushState>,
-    flush_cv: Condvar,
-    flush_thread: Mutex<Option<JoinHandle<()>>>,
+    bg_state: Mutex<BgState>,
+    bg_cv: Condvar,
+    /// The flush and compaction threads (empty without background work).
+    bg_threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Per level, the largest user key of the last compaction there (round-robin picking).
+    compact_cursor: Mutex<Vec<Vec<u8>>>,
+    /// Held while a compaction runs: one at a time.
+    compaction_lock: Mutex<()>,
 
     poisoned: AtomicBool,
     poison_reason: Mutex<Option<Error>>,
@@ -188,8 +200,8 @@ impl DbInner {
         }
         self.poisoned.store(true, Ordering::Release);
         drop(reason);
-        let _guard = self.flush_state.lock();
-        self.flush_cv.notify_all();
+        let _guard = self.bg_state.lock();
+        self.bg_cv.notify_all();
     }
 
     fn read_view(&self) -> (SeqNo, Arc<SuperVersion>) {
@@ -243,12 +255,17 @@ impl Db {
         let inner = recovery::open(path.as_ref(), opts)?;
         let inner = Arc::new(inner);
         if inner.opts.background_flush {
-            let worker = Arc::clone(&inner);
-            let handle = std::thread::Builder::new()
-                .name("strata-flush".into())
-                .spawn(move || worker.flush_loop())
-                .map_err(|e| Error::io("starting the flush thread", e))?;
-            *inner.flush_thread.lock() = Some(handle);
+            let spawn = |name: &str, work: fn(Arc<DbInner>)| {
+                let worker = Arc::clone(&inner);
+                std::thread::Builder::new()
+                    .name(name.into())
+                    .spawn(move || work(worker))
+                    .map_err(|e| Error::io("starting a background thread", e))
+            };
+            let flush = spawn("strata-flush", DbInner::flush_loop)?;
+            inner.bg_threads.lock().push(flush);
+            let compaction = spawn("strata-compact", DbInner::compaction_loop)?;
+            inner.bg_threads.lock().push(compaction);
         }
         Ok(Db {
             handle: Arc::new(DbHandle { inner }),
@@ -341,15 +358,40 @@ impl Db {
         self.inner().close()
     }
 
-    /// Read every table block and check every checksum, and that the manifest's files exist.
+    /// Check the whole database: every block of every table against its checksum, each table
+    /// against its manifest entry, the shape of the tree (levels 1 and deeper sorted and
+    /// non-overlapping), and that every live file exists on disk.
     pub fn verify(&self) -> Result<()> {
         let inner = self.inner();
         inner.check_open()?;
         let (_, sv) = inner.read_view();
+        sv.version.check_shape(&inner.dir)?;
         for (_, t) in sv.version.all_tables() {
+            if !inner.fs.exists(t.table.path()) {
+                return Err(Error::corruption(
+                    t.table.path(),
+                    0,
+                    "a live table is missing from disk",
+                ));
+            }
+            let props = t.table.properties();
+            if props.smallest_key != t.meta.smallest || props.largest_key != t.meta.largest {
+                return Err(Error::corruption(
+                    t.table.path(),
+                    0,
+                    "key range differs from the manifest",
+                ));
+            }
             t.table.verify()?;
         }
         Ok(())
+    }
+
+    /// Compact everything down to the last level now (waits for it), dropping every version
+    /// and deletion no snapshot needs.
+    pub fn compact(&self) -> Result<()> {
+        self.flush()?;
+        self.inner().compact_all()
     }
 
     /// Counters and sizes, for monitoring.
@@ -375,6 +417,11 @@ impl Db {
             writes: c.writes.load(Ordering::Relaxed),
             write_groups: c.write_groups.load(Ordering::Relaxed),
             stalls: c.stalls.load(Ordering::Relaxed),
+            slowdowns: c.slowdowns.load(Ordering::Relaxed),
+            compactions: c.compactions.load(Ordering::Relaxed),
+            trivial_moves: c.trivial_moves.load(Ordering::Relaxed),
+            compaction_read_bytes: c.compaction_read_bytes.load(Ordering::Relaxed),
+            compaction_write_bytes: c.compaction_write_bytes.load(Ordering::Relaxed),
             stall_micros: c.stall_micros.load(Ordering::Relaxed),
             snapshots: inner.snapshots.lock().values().sum(),
             block_cache: inner.cache.stats(),
@@ -466,6 +513,12 @@ pub struct DbStats {
     pub write_groups: u64,
     pub stalls: u64,
     pub stall_micros: u64,
+    /// Writes delayed because level 0 reached `level0_slowdown_trigger`.
+    pub slowdowns: u64,
+    pub compactions: u64,
+    pub trivial_moves: u64,
+    pub compaction_read_bytes: u64,
+    pub compaction_write_bytes: u64,
     pub snapshots: usize,
     pub block_cache: CacheStats,
 }
@@ -508,9 +561,24 @@ impl fmt::Display for DbStats {
         )?;
         writeln!(
             f,
-            "stalls             {} ({} ms)",
+            "stalls             {} ({} ms), {} slowed writes",
             self.stalls,
-            self.stall_micros / 1000
+            self.stall_micros / 1000,
+            self.slowdowns
+        )?;
+        let user = self.wal_bytes.max(1) as f64;
+        writeln!(
+            f,
+            "compactions        {} (+{} trivial moves), read {:.1} MiB, wrote {:.1} MiB",
+            self.compactions,
+            self.trivial_moves,
+            mib(self.compaction_read_bytes),
+            mib(self.compaction_write_bytes)
+        )?;
+        writeln!(
+            f,
+            "write amp          {:.2} (wal + flush + compaction bytes / wal bytes)",
+            (self.wal_bytes + self.flush_bytes + self.compaction_write_bytes) as f64 / user
         )?;
         writeln!(f, "snapshots          {}", self.snapshots)?;
         let c = &self.block_cache;

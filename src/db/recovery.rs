@@ -25,7 +25,7 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
 use super::flush::write_level0_table;
-use super::{Counters, DbInner, FlushState, LogState, SuperVersion, VersionSet};
+use super::{BgState, Counters, DbInner, LogState, SuperVersion, VersionSet};
 use crate::batch::WriteBatch;
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
@@ -201,9 +201,14 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     }
 
     // Write the recovered writes to a table, so the old segments can go.
-    if let Some(handle) = write_level0_table(&fs, dir, &opts, &cache, &mem, state.next_file_number)?
-    {
-        state.next_file_number += 1;
+    let mut next_number = state.next_file_number;
+    let mut new_number = || {
+        next_number += 1;
+        next_number - 1
+    };
+    let recovered = write_level0_table(&fs, dir, &opts, &cache, &mem, max_seq, &mut new_number)?;
+    state.next_file_number = next_number;
+    if let Some(handle) = recovered {
         state
             .files
             .insert(handle.meta.number, (0, handle.meta.clone()));
@@ -281,9 +286,11 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             last_seq: max_seq,
         }),
         versions: Mutex::new(versions),
-        flush_state: Mutex::new(FlushState::default()),
-        flush_cv: Condvar::new(),
-        flush_thread: Mutex::new(None),
+        bg_state: Mutex::new(BgState::default()),
+        bg_cv: Condvar::new(),
+        bg_threads: Mutex::new(Vec::new()),
+        compact_cursor: Mutex::new(Vec::new()),
+        compaction_lock: Mutex::new(()),
         poisoned: AtomicBool::new(false),
         poison_reason: Mutex::new(None),
         closed: AtomicBool::new(false),

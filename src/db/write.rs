@@ -162,30 +162,45 @@ impl DbInner {
     /// Switch to a new memtable if the current one is full, stalling while too many immutable
     /// memtables wait for flush.
     fn make_room(&self, log: &mut LogState) -> Result<()> {
+        let background = self.opts.background_flush;
         let mut stall_start: Option<Instant> = None;
+        let mut slowed = false;
         loop {
             self.check_poisoned()?;
             let sv = self.super_version.load_full();
-            if sv.mem.approximate_size() < self.opts.write_buffer_size {
-                break;
-            }
-            if sv.imms.len() < self.opts.max_immutable_memtables {
-                self.switch_memtable(log)?;
-                break;
-            }
-            if !self.opts.background_flush {
-                self.flush_all_immutable()?;
+            let l0 = sv.version.levels[0].len();
+            let l0_full = background && l0 >= self.opts.level0_stop_trigger;
+            if !l0_full && background && !slowed && l0 >= self.opts.level0_slowdown_trigger {
+                // Give compaction a head start before level 0 reaches the hard limit.
+                slowed = true;
+                self.counters.slowdowns.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(1));
                 continue;
+            }
+            if !l0_full {
+                if sv.mem.approximate_size() < self.opts.write_buffer_size {
+                    break;
+                }
+                if sv.imms.len() < self.opts.max_immutable_memtables {
+                    self.switch_memtable(log)?;
+                    break;
+                }
+                if !background {
+                    self.flush_all_immutable()?;
+                    continue;
+                }
             }
             if stall_start.is_none() {
                 stall_start = Some(Instant::now());
                 self.counters.stalls.fetch_add(1, Ordering::Relaxed);
             }
-            let mut st = self.flush_state.lock();
-            let still_full =
-                self.super_version.load().imms.len() >= self.opts.max_immutable_memtables;
-            if still_full && !self.poisoned.load(Ordering::Acquire) {
-                self.flush_cv.wait(&mut st);
+            let mut st = self.bg_state.lock();
+            let sv = self.super_version.load();
+            let still_blocked = sv.version.levels[0].len() >= self.opts.level0_stop_trigger
+                || (sv.mem.approximate_size() >= self.opts.write_buffer_size
+                    && sv.imms.len() >= self.opts.max_immutable_memtables);
+            if still_blocked && !self.poisoned.load(Ordering::Acquire) && !st.shutdown {
+                self.bg_cv.wait(&mut st);
             }
         }
         if let Some(start) = stall_start {
@@ -230,8 +245,8 @@ impl DbInner {
                 version: Arc::clone(&sv.version),
             }
         });
-        let _guard = self.flush_state.lock();
-        self.flush_cv.notify_all();
+        let _guard = self.bg_state.lock();
+        self.bg_cv.notify_all();
         Ok(())
     }
 
@@ -255,19 +270,19 @@ impl DbInner {
 
     /// Block until at most `remaining` immutable memtables wait for flush.
     fn wait_for_flushes(&self, remaining: usize) -> Result<()> {
-        let mut st = self.flush_state.lock();
+        let mut st = self.bg_state.lock();
         loop {
             self.check_poisoned()?;
             if self.super_version.load().imms.len() <= remaining {
                 return Ok(());
             }
-            if self.flush_thread.lock().is_none() {
+            if self.bg_threads.lock().is_empty() {
                 drop(st);
                 self.flush_all_immutable()?;
-                st = self.flush_state.lock();
+                st = self.bg_state.lock();
                 continue;
             }
-            self.flush_cv.wait(&mut st);
+            self.bg_cv.wait(&mut st);
         }
     }
 
@@ -279,7 +294,7 @@ impl DbInner {
             sync: true,
             result: parking_lot::Mutex::new(None),
         })?;
-        if self.opts.background_flush && self.flush_thread.lock().is_some() {
+        if !self.bg_threads.lock().is_empty() {
             self.wait_for_flushes(0)
         } else {
             self.flush_all_immutable()
@@ -298,12 +313,12 @@ impl DbInner {
         };
         self.closed.store(true, Ordering::Release);
         {
-            let mut st = self.flush_state.lock();
+            let mut st = self.bg_state.lock();
             st.shutdown = true;
-            self.flush_cv.notify_all();
+            self.bg_cv.notify_all();
         }
-        let thread = self.flush_thread.lock().take();
-        if let Some(t) = thread {
+        let threads = std::mem::take(&mut *self.bg_threads.lock());
+        for t in threads {
             let _ = t.join();
         }
         let synced = if self.poisoned.load(Ordering::Acquire) {

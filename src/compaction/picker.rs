@@ -1,0 +1,122 @@
+//! Choosing the next compaction from a version's shape.
+
+use std::sync::Arc;
+
+use crate::key::user_key;
+use crate::manifest::NUM_LEVELS;
+use crate::options::Options;
+use crate::version::{TableHandle, Version};
+
+/// Target sizes per level and the base level (the one level 0 compacts into).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelTargets {
+    pub base_level: usize,
+    /// Target bytes per level; 0 for level 0 and for levels above the base.
+    pub target: [u64; NUM_LEVELS],
+}
+
+/// Dynamic level targets: the last level's actual size sets the scale.
+pub fn level_targets(version: &Version, opts: &Options) -> LevelTargets {
+    let last = NUM_LEVELS - 1;
+    let base = opts.max_bytes_for_level_base.max(1);
+    let mult = opts.max_bytes_for_level_multiplier.max(2);
+    let mut target = [0u64; NUM_LEVELS];
+    target[last] = version.level_bytes(last).max(base);
+    let mut level = last;
+    while level > 1 && target[level] > base {
+        target[level - 1] = target[level] / mult;
+        level -= 1;
+    }
+    LevelTargets {
+        base_level: level,
+        target,
+    }
+}
+
+/// A compaction to run: `inputs` from `level` merge with `next_inputs` from `output_level`.
+#[derive(Clone)]
+pub struct Compaction {
+    pub level: usize,
+    pub output_level: usize,
+    pub inputs: Vec<Arc<TableHandle>>,
+    pub next_inputs: Vec<Arc<TableHandle>>,
+    /// Move the single input file down without rewriting it.
+    pub trivial_move: bool,
+    /// Whether no level below `output_level` overlaps the inputs' key range, so tombstones
+    /// may be dropped.
+    pub bottommost: bool,
+    pub score: f64,
+}
+
+impl Compaction {
+    pub fn input_bytes(&self) -> u64 {
+        self.inputs
+            .iter()
+            .chain(&self.next_inputs)
+            .map(|t| t.meta.size)
+            .sum()
+    }
+}
+
+fn key_range(tables: &[Arc<TableHandle>]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let smallest = tables.iter().map(|t| user_key(&t.meta.smallest)).min()?;
+    let largest = tables.iter().map(|t| user_key(&t.meta.largest)).max()?;
+    Some((smallest.to_vec(), largest.to_vec()))
+}
+
+/// The most urgent compaction, if any level is over its target. `cursor[level]` is the
+/// largest user key compacted last time at that level (round-robin).
+pub fn pick_compaction(
+    version: &Version,
+    opts: &Options,
+    cursor: &[Vec<u8>],
+) -> Option<Compaction> {
+    let targets = level_targets(version, opts);
+    let mut best: Option<(f64, usize)> = None;
+    let mut consider = |score: f64, level: usize| {
+        if score >= 1.0 && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, level));
+        }
+    };
+    let l0 = version.levels[0].len();
+    consider(l0 as f64 / opts.level0_compaction_trigger.max(1) as f64, 0);
+    for level in 1..NUM_LEVELS - 1 {
+        let bytes = version.level_bytes(level);
+        if bytes == 0 {
+            continue;
+        }
+        if level < targets.base_level {
+            // Left above the base level when the base moved: push it down first.
+            consider(1e9, level);
+        } else {
+            consider(bytes as f64 / targets.target[level] as f64, level);
+        }
+    }
+    let (score, level) = best?;
+
+    let (inputs, output_level) = if level == 0 {
+        (version.levels[0].clone(), targets.base_level)
+    } else {
+        let files = &version.levels[level];
+        let after = cursor.get(level).map(Vec::as_slice).unwrap_or(&[]);
+        let pick = files
+            .iter()
+            .find(|t| after.is_empty() || user_key(&t.meta.smallest) > after)
+            .or_else(|| files.first())?;
+        (vec![Arc::clone(pick)], level + 1)
+    };
+    let (smallest, largest) = key_range(&inputs)?;
+    let next_inputs = version.overlapping(output_level, &smallest, &largest);
+    let bottommost = (output_level + 1..NUM_LEVELS)
+        .all(|l| version.overlapping(l, &smallest, &largest).is_empty());
+    let trivial_move = inputs.len() == 1 && next_inputs.is_empty();
+    Some(Compaction {
+        level,
+        output_level,
+        inputs,
+        next_inputs,
+        trivial_move,
+        bottommost,
+        score,
+    })
+}

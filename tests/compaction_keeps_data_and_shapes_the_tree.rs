@@ -1,0 +1,171 @@
+//! Compaction merges level 0 into deeper levels, keeps every live key, honours snapshots, and
+//! reclaims the space of overwritten and deleted data.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use strata::{Db, Options};
+
+fn small_levels(background: bool) -> Options {
+    Options {
+        level0_compaction_trigger: 3,
+        max_bytes_for_level_base: 64 << 10,
+        max_bytes_for_level_multiplier: 4,
+        target_file_size: 16 << 10,
+        ..Options::default()
+    }
+    .with_write_buffer_size(16 << 10)
+    .with_block_size(1024)
+    .with_background_flush(background)
+    .with_durability(strata::Durability::NoSync)
+}
+
+fn total_bytes(db: &Db) -> u64 {
+    db.stats().bytes_per_level.iter().sum()
+}
+
+fn run_random_workload(background: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(dir.path(), small_levels(background)).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut model = BTreeMap::new();
+    for i in 0..30_000u32 {
+        let k = format!("key{:05}", rng.random_range(0..5000u32));
+        if rng.random_range(0..10) == 0 {
+            db.delete(&k).unwrap();
+            model.remove(&k);
+        } else {
+            let v = format!("value-{i}-{}", "x".repeat(rng.random_range(0..80)));
+            db.put(&k, &v).unwrap();
+            model.insert(k, v);
+        }
+    }
+    db.flush().unwrap();
+    let stats = db.stats();
+    assert!(stats.compactions > 0, "no compaction ran:\n{stats}");
+    let deeper: usize = stats.tables_per_level[1..].iter().sum();
+    assert!(deeper > 0, "nothing below level 0:\n{stats}");
+    db.verify().unwrap();
+
+    let got: Vec<(String, String)> = db
+        .iter()
+        .map(|r| {
+            let (k, v) = r.unwrap();
+            (
+                String::from_utf8(k.to_vec()).unwrap(),
+                String::from_utf8(v.to_vec()).unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(got, want);
+    for (k, v) in model.iter().step_by(7) {
+        assert_eq!(db.get(k).unwrap().as_deref(), Some(v.as_bytes()));
+    }
+    db.close().unwrap();
+
+    let db = Db::open_with(dir.path(), small_levels(background)).unwrap();
+    assert_eq!(db.iter().count(), model.len());
+    db.verify().unwrap();
+}
+
+#[test]
+fn a_random_workload_survives_compactions_at_every_level_inline() {
+    run_random_workload(false);
+}
+
+#[test]
+fn a_random_workload_survives_compactions_at_every_level_in_the_background() {
+    run_random_workload(true);
+}
+
+#[test]
+fn full_compaction_drops_deleted_and_overwritten_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(dir.path(), small_levels(false)).unwrap();
+    for round in 0..5 {
+        for i in 0..2000 {
+            db.put(
+                format!("k{i:05}"),
+                format!("round{round}-{}", "y".repeat(50)),
+            )
+            .unwrap();
+        }
+    }
+    db.compact().unwrap();
+    let after_overwrites = total_bytes(&db);
+    // One live version of 2,000 keys of ~70 bytes is ~150 KB; five versions would be 5x.
+    assert!(
+        after_overwrites < 300_000,
+        "overwritten versions kept: {after_overwrites} bytes\n{}",
+        db.stats()
+    );
+    for i in 0..2000 {
+        db.delete(format!("k{i:05}")).unwrap();
+    }
+    db.compact().unwrap();
+    assert_eq!(db.iter().count(), 0);
+    let after_deletes = total_bytes(&db);
+    assert!(
+        after_deletes < 10_000,
+        "tombstones kept at the bottom: {after_deletes} bytes\n{}",
+        db.stats()
+    );
+    db.verify().unwrap();
+}
+
+#[test]
+fn compaction_keeps_what_a_snapshot_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(dir.path(), small_levels(false)).unwrap();
+    for i in 0..3000 {
+        db.put(format!("k{i:05}"), "old").unwrap();
+    }
+    let snap = db.snapshot();
+    for i in 0..3000 {
+        if i % 2 == 0 {
+            db.delete(format!("k{i:05}")).unwrap();
+        } else {
+            db.put(format!("k{i:05}"), "new").unwrap();
+        }
+    }
+    db.compact().unwrap();
+    assert_eq!(snap.iter().count(), 3000);
+    assert_eq!(snap.get("k00000").unwrap().as_deref(), Some(&b"old"[..]));
+    assert_eq!(snap.get("k00001").unwrap().as_deref(), Some(&b"old"[..]));
+    assert_eq!(db.get("k00000").unwrap(), None);
+    assert_eq!(db.get("k00001").unwrap().as_deref(), Some(&b"new"[..]));
+    drop(snap);
+    // With the snapshot gone, the old versions and the tombstones can go.
+    let before = total_bytes(&db);
+    db.compact().unwrap();
+    assert!(
+        total_bytes(&db) < before,
+        "nothing reclaimed after the snapshot was released"
+    );
+    assert_eq!(db.iter().count(), 1500);
+}
+
+#[test]
+fn readers_keep_their_files_while_compaction_replaces_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(dir.path(), small_levels(false)).unwrap();
+    for i in 0..4000 {
+        db.put(format!("k{i:05}"), format!("v{i}")).unwrap();
+    }
+    db.flush().unwrap();
+    let mut it = db.iter();
+    let first = it.next().unwrap().unwrap();
+    assert_eq!(&first.0[..], b"k00000");
+    // Rewrite everything and compact: the iterator's tables become obsolete.
+    for i in 0..4000 {
+        db.put(format!("k{i:05}"), "replaced").unwrap();
+    }
+    db.compact().unwrap();
+    let rest: Vec<_> = it.map(|r| r.unwrap()).collect();
+    assert_eq!(rest.len(), 3999);
+    assert!(
+        rest.iter().all(|(_, v)| v.starts_with(b"v")),
+        "the iterator saw later writes"
+    );
+}
