@@ -5,8 +5,9 @@
 //!
 //! ```text
 //! batch := sequence: fixed64 | count: fixed32 | op{count}
-//! op    := kind: u8 | key_len: varint | key | [value_len: varint | value]   (value for puts only)
-//! kind  := 0 (delete) | 1 (put)        -- crate::key::ValueKind, written to disk
+//! op    := kind: u8 | key_len: varint | key | [value_len: varint | value]   (no value for deletes)
+//! kind  := 0 (delete) | 1 (put) | 2 (delete range: key = start, value = end, empty = unbounded)
+//!                                      -- crate::key::ValueKind, written to disk
 //! ```
 //! `sequence` is the sequence number of the first op; op `i` gets `sequence + i`. It is zero
 //! while the batch is being built and is filled in by the writer that commits it.
@@ -31,6 +32,7 @@ pub struct WriteBatch {
     max_key_len: usize,
     max_value_len: usize,
     has_empty_key: bool,
+    has_bad_range: bool,
 }
 
 impl Default for WriteBatch {
@@ -55,6 +57,7 @@ impl WriteBatch {
             max_key_len: 0,
             max_value_len: 0,
             has_empty_key: false,
+            has_bad_range: false,
         }
     }
 
@@ -75,6 +78,31 @@ impl WriteBatch {
         self.note_key(key);
         self.rep.push(ValueKind::Deletion as u8);
         put_length_prefixed(&mut self.rep, key);
+        self
+    }
+
+    /// Remove every key in `[start, end)`, as one range tombstone. An empty range is an error
+    /// when the batch is written.
+    pub fn delete_range(&mut self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> &mut Self {
+        let (start, end) = (start.as_ref(), end.as_ref());
+        self.has_bad_range |= end.is_empty() || start >= end;
+        self.push_range(start, end)
+    }
+
+    /// Remove every key that starts with `prefix` (non-empty), as one range tombstone.
+    pub fn delete_prefix(&mut self, prefix: impl AsRef<[u8]>) -> &mut Self {
+        let prefix = prefix.as_ref();
+        // An empty end means unbounded: the successor of an all-0xff prefix does not exist.
+        let end = crate::iter::db_iter::prefix_successor(prefix).unwrap_or_default();
+        self.push_range(prefix, &end)
+    }
+
+    fn push_range(&mut self, start: &[u8], end: &[u8]) -> &mut Self {
+        self.note_key(start);
+        self.max_key_len = self.max_key_len.max(end.len());
+        self.rep.push(ValueKind::RangeDeletion as u8);
+        put_length_prefixed(&mut self.rep, start);
+        put_length_prefixed(&mut self.rep, end);
         self
     }
 
@@ -107,6 +135,11 @@ impl WriteBatch {
     pub(crate) fn validate(&self, max_key: usize, max_value: usize) -> Result<()> {
         if self.has_empty_key {
             return Err(Error::InvalidArgument("keys must not be empty".into()));
+        }
+        if self.has_bad_range {
+            return Err(Error::InvalidArgument(
+                "a range to delete must have start < end".into(),
+            ));
         }
         if self.max_key_len > max_key {
             return Err(Error::InvalidArgument(format!(
@@ -153,7 +186,7 @@ impl WriteBatch {
                 .ok_or_else(|| bad("key runs past the end"))?;
             let key = payload.slice_ref(key);
             let value = match kind {
-                ValueKind::Value => {
+                ValueKind::Value | ValueKind::RangeDeletion => {
                     let v = d
                         .length_prefixed()
                         .ok_or_else(|| bad("value runs past the end"))?;

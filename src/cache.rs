@@ -24,7 +24,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -69,6 +69,9 @@ pub struct BlockCache {
     shards: Box<[RwLock<Shard>]>,
     shard_capacity: usize,
     capacity: usize,
+    /// Bytes of the budget lent to others (the memtables, when they share one budget with the
+    /// cache); blocks may use only `capacity - reserved`. At most 7/8 of the capacity.
+    reserved: AtomicUsize,
     hits: AtomicU64,
     misses: AtomicU64,
     inserts: AtomicU64,
@@ -92,11 +95,25 @@ impl BlockCache {
             shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
             shard_capacity: capacity_bytes / shards,
             capacity: capacity_bytes,
+            reserved: AtomicUsize::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             inserts: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
         }
+    }
+
+    /// Lend `bytes` of the budget to memory outside the cache (memtables). The cache shrinks
+    /// lazily: the next inserts evict down to the new limit. At most 7/8 of the capacity can
+    /// be lent, so reads always keep some cache.
+    pub fn set_reserved(&self, bytes: usize) {
+        self.reserved
+            .store(bytes.min(self.capacity / 8 * 7), Ordering::Relaxed);
+    }
+
+    /// What one shard may hold now.
+    fn shard_limit(&self) -> usize {
+        (self.capacity - self.reserved.load(Ordering::Relaxed)) / self.shards.len()
     }
 
     fn shard(&self, key: Key) -> &RwLock<Shard> {
@@ -146,8 +163,9 @@ impl BlockCache {
         }
         shard.usage += charge;
         // Each pass over an entry either drops it or clears its bit, so this ends within two
-        // rounds of the FIFO; it cannot empty the shard because `charge <= shard_capacity`.
-        while shard.usage > self.shard_capacity {
+        // rounds of the FIFO (or empties it, if lending shrank the limit below one block).
+        let limit = self.shard_limit();
+        while shard.usage > limit {
             let Some(victim) = shard.fifo.pop_front() else {
                 break;
             };
@@ -202,6 +220,28 @@ impl BlockCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lending_budget_to_memtables_shrinks_the_cache() {
+        let cache = BlockCache::new(4 << 20);
+        for i in 0..4096u64 {
+            cache.insert(1, i * 1024, block(), 1024);
+        }
+        assert!(cache.stats().usage_bytes > 3 << 20);
+        cache.set_reserved(3 << 20);
+        for i in 0..64u64 {
+            cache.insert(2, i * 1024, block(), 1024);
+        }
+        let usage = cache.stats().usage_bytes;
+        assert!(
+            usage <= 1 << 20,
+            "usage {usage} above the unlent part of the budget"
+        );
+        // Never lends everything.
+        cache.set_reserved(usize::MAX);
+        cache.insert(3, 0, block(), 1024);
+        assert!(cache.get(3, 0).is_some());
+    }
     use bytes::Bytes;
     use std::path::Path;
 

@@ -12,7 +12,7 @@
 //!   holds it is dropped ([`TableHandle`]'s `Drop`), so no reader ever loses a file under it.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,6 +23,7 @@ use crate::fs::FileSystem;
 use crate::iter::InternalIterator;
 use crate::key::{user_key, SeqNo, ValueKind};
 use crate::manifest::{FileMeta, NUM_LEVELS};
+use crate::range_del::RangeTombstone;
 use crate::sstable::Table;
 
 /// An open SSTable and its manifest entry.
@@ -30,6 +31,9 @@ pub struct TableHandle {
     pub meta: FileMeta,
     pub table: Arc<Table>,
     obsolete: AtomicBool,
+    /// Every flushed range tombstone with a sequence number up to this was applied when the
+    /// table was written: it holds nothing they cover. In memory only (0 after a reopen).
+    clean_through: AtomicU64,
     fs: Arc<dyn FileSystem>,
     path: PathBuf,
     cache: Arc<BlockCache>,
@@ -47,10 +51,29 @@ impl TableHandle {
             meta,
             table,
             obsolete: AtomicBool::new(false),
+            clean_through: AtomicU64::new(0),
             fs,
             path,
             cache,
         }
+    }
+
+    /// Record that range tombstones up to `seq` were applied when this table was written.
+    pub fn set_clean_through(&self, seq: SeqNo) {
+        self.clean_through.store(seq, Ordering::Relaxed);
+    }
+
+    /// Whether this table can hold entries that tombstone `t` covers.
+    pub fn may_hold_covered_by(&self, t: &RangeTombstone) -> bool {
+        self.meta.min_seq < t.seq
+            && self.clean_through.load(Ordering::Relaxed) < t.seq
+            && t.overlaps(user_key(&self.meta.smallest), user_key(&self.meta.largest))
+    }
+
+    /// Whether tombstone `t` hides every entry of this table.
+    pub fn wholly_covered_by(&self, t: &RangeTombstone) -> bool {
+        self.meta.max_seq < t.seq
+            && t.covers_range(user_key(&self.meta.smallest), user_key(&self.meta.largest))
     }
 
     /// Delete the file once no version holds this handle any more.
@@ -73,16 +96,19 @@ impl Drop for TableHandle {
     }
 }
 
-/// The live tables, per level.
+/// The live tables, per level, and the range tombstones that apply to them.
 #[derive(Clone, Default)]
 pub struct Version {
     pub levels: Vec<Vec<Arc<TableHandle>>>,
+    /// Flushed range tombstones still needed (see `range_del`), in sequence order.
+    pub range_dels: Arc<Vec<RangeTombstone>>,
 }
 
 impl Version {
     pub fn empty() -> Self {
         Version {
             levels: vec![Vec::new(); NUM_LEVELS],
+            range_dels: Arc::new(Vec::new()),
         }
     }
 
@@ -109,8 +135,26 @@ impl Version {
         }
     }
 
-    /// The newest entry for `key` at or below `seq` in any table.
-    pub fn get(&self, key: &[u8], seq: SeqNo) -> Result<Option<(ValueKind, Bytes)>> {
+    /// A copy with tombstones added and the ones with the `retired` sequence numbers removed.
+    pub fn with_range_dels(&self, added: &[RangeTombstone], retired: &[SeqNo]) -> Version {
+        if added.is_empty() && retired.is_empty() {
+            return self.clone();
+        }
+        let mut v = self.clone();
+        let mut dels: Vec<RangeTombstone> = v
+            .range_dels
+            .iter()
+            .filter(|t| !retired.contains(&t.seq))
+            .cloned()
+            .collect();
+        dels.extend(added.iter().cloned());
+        dels.sort_by_key(|t| t.seq);
+        v.range_dels = Arc::new(dels);
+        v
+    }
+
+    /// The newest entry for `key` at or below `seq` in any table: kind, sequence, value.
+    pub fn get(&self, key: &[u8], seq: SeqNo) -> Result<Option<(ValueKind, SeqNo, Bytes)>> {
         for (level, tables) in self.levels.iter().enumerate() {
             if level == 0 {
                 // Overlapping and newest first, but a newer table may only hold versions above

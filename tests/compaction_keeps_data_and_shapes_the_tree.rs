@@ -169,3 +169,33 @@ fn readers_keep_their_files_while_compaction_replaces_them() {
         "the iterator saw later writes"
     );
 }
+
+#[test]
+fn tombstone_dense_tables_are_compacted_once_no_snapshot_needs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(dir.path(), small_levels(false)).unwrap();
+    for i in 0..3000 {
+        db.put(format!("k{i:05}"), "some value that takes space")
+            .unwrap();
+    }
+    db.compact().unwrap();
+    let snap = db.snapshot();
+    for i in 0..3000 {
+        db.delete(format!("k{i:05}")).unwrap();
+    }
+    db.compact().unwrap();
+    let held = total_bytes(&db);
+    assert!(held > 50_000, "the snapshot keeps the data: {held}");
+    assert_eq!(snap.iter().count(), 3000);
+    drop(snap);
+    // No manual compaction: the next flush lets background work notice the dense tables.
+    db.put("trigger", "x").unwrap();
+    db.flush().unwrap();
+    let after = total_bytes(&db);
+    assert!(
+        after < 5_000,
+        "tombstone-dense tables were left alone: {after} bytes\n{}",
+        db.stats()
+    );
+    assert_eq!(db.iter().count(), 1);
+}

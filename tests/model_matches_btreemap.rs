@@ -18,6 +18,8 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 enum Op {
     Put(u8, u16),
     Delete(u8),
+    DeleteRange(u8, u8),
+    DeletePrefix(u8),
     Batch(Vec<(u8, Option<u16>)>),
     Get(u8),
     Range(u8, u8, bool, bool, bool),
@@ -49,6 +51,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         30 => (any::<u8>(), any::<u16>()).prop_map(|(k, v)| Op::Put(k % 60, v)),
         10 => any::<u8>().prop_map(|k| Op::Delete(k % 60)),
+        2 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::DeleteRange(a % 60, b % 60)),
+        1 => any::<u8>().prop_map(|p| Op::DeletePrefix(p % 6)),
         6 => prop::collection::vec((any::<u8>(), prop::option::of(any::<u16>())), 0..12)
             .prop_map(|ops| Op::Batch(ops.into_iter().map(|(k, v)| (k % 60, v)).collect())),
         15 => any::<u8>().prop_map(|k| Op::Get(k % 60)),
@@ -120,6 +124,23 @@ fn run(ops: Vec<Op>, background: bool) {
             Op::Delete(k) => {
                 db.delete(key(k)).unwrap();
                 model.remove(&key(k));
+            }
+            Op::DeleteRange(a, b) => {
+                let (start, end) = (key(a), key(b));
+                if start < end {
+                    db.delete_range(&start, &end).unwrap();
+                    model.retain(|k, _| *k < start || *k >= end);
+                } else {
+                    assert!(
+                        db.delete_range(&start, &end).is_err(),
+                        "an empty range is refused"
+                    );
+                }
+            }
+            Op::DeletePrefix(p) => {
+                let prefix = format!("k{p}").into_bytes();
+                db.delete_prefix(&prefix).unwrap();
+                model.retain(|k, _| !k.starts_with(&prefix));
             }
             Op::Batch(ops) => {
                 let mut b = WriteBatch::new();

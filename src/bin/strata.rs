@@ -76,6 +76,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Engine events (recovery progress, damaged tails, poisoning) go to stderr; RUST_LOG
+    // chooses how much, e.g. RUST_LOG=strata=debug for every flush and compaction.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("strata=warn")),
+        )
+        .init();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Demo {
         dir: PathBuf::from("strata-data"),

@@ -21,9 +21,10 @@
 
 pub mod picker;
 
-pub use picker::{level_targets, pick_compaction, Compaction, LevelTargets};
+pub use picker::{level_targets, pick_compaction, pick_tombstone_dense, Compaction, LevelTargets};
 
 use crate::key::{ParsedKey, SeqNo, ValueKind};
+use crate::range_del::{FragmentedRangeDels, RangeTombstone};
 
 /// Decides, entry by entry in internal-key order, what a flush or compaction keeps.
 pub struct Retention {
@@ -36,6 +37,8 @@ pub struct Retention {
     has_current: bool,
     /// Sequence number of the previous (newer) entry of the current key.
     newer_seq: Option<SeqNo>,
+    /// Range tombstones every reader sees: what they cover is garbage.
+    range_dels: FragmentedRangeDels,
 }
 
 impl Retention {
@@ -46,7 +49,15 @@ impl Retention {
             current_key: Vec::new(),
             has_current: false,
             newer_seq: None,
+            range_dels: FragmentedRangeDels::default(),
         }
+    }
+
+    /// Also drop entries covered by these (durable) range tombstones, where every reader sees
+    /// the tombstone.
+    pub fn with_range_dels(mut self, tombstones: &[RangeTombstone]) -> Self {
+        self.range_dels = FragmentedRangeDels::new(tombstones, self.oldest_visible);
+        self
     }
 
     /// Should `entry` (the next entry in merge order) be written out?
@@ -61,8 +72,8 @@ impl Retention {
             .newer_seq
             .is_some_and(|newer| newer <= self.oldest_visible);
         self.newer_seq = Some(entry.seq);
-        if shadowed {
-            // A newer version exists that every reader sees: nobody can see this one.
+        if shadowed || self.range_dels.max_covering(entry.user_key) > entry.seq {
+            // A newer version or a range tombstone that every reader sees: nobody sees this.
             return false;
         }
         let obsolete_tombstone = entry.kind == ValueKind::Deletion

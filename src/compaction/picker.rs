@@ -120,3 +120,43 @@ pub fn pick_compaction(
         score,
     })
 }
+
+/// A table at least a quarter tombstones (with enough entries to matter) is compacted early, even if
+/// its level is within target: pushed to the next level, or at the last level rewritten in place
+/// once every tombstone in it is visible to all readers (then they all go). Only when nothing
+/// else is due.
+pub fn pick_tombstone_dense(
+    version: &Version,
+    oldest_visible: crate::key::SeqNo,
+) -> Option<Compaction> {
+    const MIN_ENTRIES: u64 = 64;
+    let last = NUM_LEVELS - 1;
+    for level in 1..NUM_LEVELS {
+        for t in &version.levels[level] {
+            let dense =
+                t.meta.num_entries >= MIN_ENTRIES && t.meta.num_deletions * 4 >= t.meta.num_entries;
+            if !dense || (level == last && t.meta.max_seq > oldest_visible) {
+                continue;
+            }
+            let (smallest, largest) = (user_key(&t.meta.smallest), user_key(&t.meta.largest));
+            let output_level = if level == last { last } else { level + 1 };
+            let next_inputs = if output_level == level {
+                Vec::new()
+            } else {
+                version.overlapping(output_level, smallest, largest)
+            };
+            let bottommost = (output_level + 1..NUM_LEVELS)
+                .all(|l| version.overlapping(l, smallest, largest).is_empty());
+            return Some(Compaction {
+                level,
+                output_level,
+                inputs: vec![Arc::clone(t)],
+                trivial_move: output_level != level && next_inputs.is_empty(),
+                next_inputs,
+                bottommost,
+                score: 0.0,
+            });
+        }
+    }
+    None
+}

@@ -13,13 +13,59 @@ use std::sync::Arc;
 
 use super::output::OutputTables;
 use super::{DbInner, SuperVersion};
-use crate::compaction::{pick_compaction, Compaction, Retention};
+use crate::compaction::{pick_compaction, pick_tombstone_dense, Compaction, Retention};
 use crate::error::{Error, Result};
 use crate::iter::merge::MergingIterator;
 use crate::iter::InternalIterator;
 use crate::key::{parse_internal_key, user_key, SeqNo};
 use crate::manifest::{VersionEdit, NUM_LEVELS};
-use crate::version::LevelIter;
+use crate::range_del::RangeTombstone;
+use crate::version::{LevelIter, TableHandle, Version};
+
+/// A compaction that cleans a table still holding data under a settled range tombstone (one
+/// every reader sees), so the tombstone can be retired. Only when nothing else is due.
+fn pick_range_del_compaction(version: &Version, oldest_visible: SeqNo) -> Option<Compaction> {
+    let last = NUM_LEVELS - 1;
+    for t in version
+        .range_dels
+        .iter()
+        .filter(|t| t.seq <= oldest_visible)
+    {
+        for (level, table) in version.all_tables() {
+            if !table.may_hold_covered_by(t) {
+                continue;
+            }
+            let inputs = vec![Arc::clone(table)];
+            let (smallest, largest) = (
+                user_key(&table.meta.smallest),
+                user_key(&table.meta.largest),
+            );
+            // Level 0 and the last level rewrite in place; others merge into the next level.
+            let output_level = if level == 0 || level == last {
+                level
+            } else {
+                level + 1
+            };
+            let next_inputs = if output_level == level {
+                Vec::new()
+            } else {
+                version.overlapping(output_level, smallest, largest)
+            };
+            let bottommost = (output_level + 1..NUM_LEVELS)
+                .all(|l| version.overlapping(l, smallest, largest).is_empty());
+            return Some(Compaction {
+                level,
+                output_level,
+                inputs,
+                next_inputs,
+                trivial_move: false,
+                bottommost,
+                score: 0.0,
+            });
+        }
+    }
+    None
+}
 
 /// Entries merged between checks for shutdown.
 const ABORT_CHECK_INTERVAL: u64 = 4096;
@@ -36,11 +82,69 @@ impl DbInner {
         let version = Arc::clone(&self.versions.lock().current);
         let cursor = self.compact_cursor.lock().clone();
         pick_compaction(&version, &self.opts, &cursor)
+            .or_else(|| pick_range_del_compaction(&version, self.oldest_visible_sequence()))
+            .or_else(|| pick_tombstone_dense(&version, self.oldest_visible_sequence()))
+    }
+
+    /// Apply what range tombstones allow without reading data: drop tables they cover whole,
+    /// and retire tombstones that no table can need any more. Returns whether it changed
+    /// anything.
+    pub(super) fn retire_range_dels(&self) -> Result<bool> {
+        let _turn = self.compaction_lock.lock();
+        let oldest_visible = self.oldest_visible_sequence();
+        let version = Arc::clone(&self.versions.lock().current);
+        let settled: Vec<&RangeTombstone> = version
+            .range_dels
+            .iter()
+            .filter(|t| t.seq <= oldest_visible)
+            .collect();
+        if settled.is_empty() {
+            return Ok(false);
+        }
+        let dropped: Vec<(usize, Arc<TableHandle>)> = version
+            .all_tables()
+            .filter(|(_, t)| settled.iter().any(|r| t.wholly_covered_by(r)))
+            .map(|(l, t)| (l, Arc::clone(t)))
+            .collect();
+        let kept = |t: &Arc<TableHandle>| !dropped.iter().any(|(_, d)| Arc::ptr_eq(d, t));
+        let retired: Vec<SeqNo> = settled
+            .iter()
+            .filter(|r| {
+                !version
+                    .all_tables()
+                    .any(|(_, t)| kept(t) && t.may_hold_covered_by(r))
+            })
+            .map(|r| r.seq)
+            .collect();
+        if dropped.is_empty() && retired.is_empty() {
+            return Ok(false);
+        }
+        let deleted: Vec<(usize, u64)> = dropped.iter().map(|(l, t)| (*l, t.meta.number)).collect();
+        let edit = VersionEdit {
+            deleted_files: deleted.iter().map(|&(l, n)| (l as u32, n)).collect(),
+            deleted_range_dels: retired.clone(),
+            ..VersionEdit::default()
+        };
+        let obsolete: Vec<Arc<TableHandle>> = dropped.into_iter().map(|(_, t)| t).collect();
+        tracing::debug!(
+            "range tombstones: dropped {} covered tables, retired {} tombstones",
+            obsolete.len(),
+            retired.len()
+        );
+        self.install_edit(&edit, &deleted, &[], &retired, &obsolete)?;
+        self.counters
+            .tables_dropped_by_range_dels
+            .fetch_add(obsolete.len() as u64, Ordering::Relaxed);
+        Ok(true)
     }
 
     /// The background compaction thread.
     pub(super) fn compaction_loop(self: Arc<Self>) {
         loop {
+            if let Err(e) = self.retire_range_dels() {
+                self.poison(&e);
+                return;
+            }
             let job = {
                 let mut st = self.bg_state.lock();
                 loop {
@@ -64,13 +168,21 @@ impl DbInner {
 
     /// Run compactions on this thread until none is needed (no background threads).
     pub(super) fn compact_inline(&self) -> Result<()> {
-        while let Some(c) = self.next_compaction() {
-            if let Err(e) = self.run_compaction(c) {
-                self.poison(&e);
-                return Err(e);
-            }
+        let result = self.compact_inline_inner();
+        if let Err(e) = &result {
+            self.poison(e);
         }
-        Ok(())
+        result
+    }
+
+    fn compact_inline_inner(&self) -> Result<()> {
+        loop {
+            self.retire_range_dels()?;
+            let Some(c) = self.next_compaction() else {
+                return Ok(());
+            };
+            self.run_compaction(c)?;
+        }
     }
 
     /// Compact every level into the one below until all data is in the last level, then
@@ -132,6 +244,10 @@ impl DbInner {
                 return Err(e);
             }
         }
+        if let Err(e) = self.retire_range_dels() {
+            self.poison(&e);
+            return Err(e);
+        }
         let _guard = self.bg_state.lock();
         self.bg_cv.notify_all();
         Ok(())
@@ -168,10 +284,11 @@ impl DbInner {
                 new_files: vec![(c.output_level as u32, t.meta.clone())],
                 ..VersionEdit::default()
             };
-            self.install_compaction(
+            self.install_edit(
                 &edit,
                 &[(c.level, t.meta.number)],
                 &[(c.output_level, Arc::clone(t))],
+                &[],
                 &[],
             )?;
             self.counters.trivial_moves.fetch_add(1, Ordering::Relaxed);
@@ -202,8 +319,18 @@ impl DbInner {
                 ..VersionEdit::default()
             };
             let obsolete: Vec<_> = c.inputs.iter().chain(&c.next_inputs).cloned().collect();
-            self.install_compaction(&edit, &deleted, &added, &obsolete)?;
+            self.install_edit(&edit, &deleted, &added, &[], &obsolete)?;
             let written: u64 = outputs.iter().map(|t| t.meta.size).sum();
+            tracing::debug!(
+                "compacted {} + {} tables of L{} and L{} ({} bytes) into {} tables ({} bytes)",
+                c.inputs.len(),
+                c.next_inputs.len(),
+                c.level,
+                c.output_level,
+                c.input_bytes(),
+                outputs.len(),
+                written
+            );
             self.counters.compactions.fetch_add(1, Ordering::Relaxed);
             self.counters
                 .compaction_read_bytes
@@ -211,6 +338,7 @@ impl DbInner {
             self.counters
                 .compaction_write_bytes
                 .fetch_add(written, Ordering::Relaxed);
+            self.counters.level_written[c.output_level].fetch_add(written, Ordering::Relaxed);
         }
         if c.level > 0 {
             let mut cursor = self.compact_cursor.lock();
@@ -238,19 +366,30 @@ impl DbInner {
         let mut merged = MergingIterator::new(children);
         merged.seek_to_first()?;
 
-        let mut retention = Retention::new(self.oldest_visible_sequence(), c.bottommost);
+        let oldest_visible = self.oldest_visible_sequence();
+        let range_dels = Arc::clone(&self.versions.lock().current.range_dels);
+        let applied = range_dels
+            .iter()
+            .filter(|t| t.seq <= oldest_visible)
+            .map(|t| t.seq)
+            .max()
+            .unwrap_or(0);
+        let mut retention =
+            Retention::new(oldest_visible, c.bottommost).with_range_dels(&range_dels);
         let mut out = OutputTables::new(
             &self.fs,
             &self.dir,
             &self.opts,
             &self.cache,
+            c.output_level,
             self.opts.target_file_size,
         );
-        let mut new_number = || self.versions.lock().new_file_number();
+        let mut new_number = || self.new_file_number();
         let mut merged_entries = 0u64;
         while merged.valid() {
             merged_entries += 1;
-            if merged_entries.is_multiple_of(ABORT_CHECK_INTERVAL) && self.bg_state.lock().shutdown {
+            if merged_entries.is_multiple_of(ABORT_CHECK_INTERVAL) && self.bg_state.lock().shutdown
+            {
                 out.abandon();
                 return Ok(None);
             }
@@ -263,21 +402,32 @@ impl DbInner {
             }
             merged.step()?;
         }
-        out.finish().map(Some)
+        let outputs = out.finish()?;
+        for t in &outputs {
+            t.set_clean_through(applied);
+        }
+        Ok(Some(outputs))
     }
 
-    fn install_compaction(
+    /// Make `edit` durable and install the version it describes; `obsolete` tables are
+    /// deleted once no reader holds them.
+    fn install_edit(
         &self,
         edit: &VersionEdit,
         deleted: &[(usize, u64)],
-        added: &[(usize, Arc<crate::version::TableHandle>)],
-        obsolete: &[Arc<crate::version::TableHandle>],
+        added: &[(usize, Arc<TableHandle>)],
+        retired_range_dels: &[SeqNo],
+        obsolete: &[Arc<TableHandle>],
     ) -> Result<()> {
         let mut vs = self.versions.lock();
         let mut edit = edit.clone();
-        edit.next_file_number = Some(vs.next_file_number);
+        edit.next_file_number = Some(self.next_file_number.load(Ordering::Relaxed));
         vs.manifest.append(&edit)?;
-        vs.current = Arc::new(vs.current.apply(deleted, added));
+        vs.current = Arc::new(
+            vs.current
+                .apply(deleted, added)
+                .with_range_dels(&[], retired_range_dels),
+        );
         let version = Arc::clone(&vs.current);
         self.install_super_version(|sv| SuperVersion {
             mem: Arc::clone(&sv.mem),

@@ -37,8 +37,11 @@ pub(crate) fn write_level0_table(
     oldest_visible: SeqNo,
     new_number: &mut dyn FnMut() -> u64,
 ) -> Result<Option<Arc<TableHandle>>> {
-    let mut out = OutputTables::new(fs, dir, opts, cache, u64::MAX);
-    let mut retention = Retention::new(oldest_visible, false);
+    let mut out = OutputTables::new(fs, dir, opts, cache, 0, u64::MAX);
+    // The memtable's own range tombstones become durable in the same manifest edit as this
+    // table, so what they cover need not be written.
+    let mut retention =
+        Retention::new(oldest_visible, false).with_range_dels(&mem.range_tombstones());
     let mut it = mem.iter();
     it.seek_to_first()?;
     while it.valid() {
@@ -104,7 +107,7 @@ impl DbInner {
 
     fn flush_memtable(&self, imm: &Arc<Memtable>) -> Result<()> {
         let oldest_visible = self.oldest_visible_sequence();
-        let mut new_number = || self.versions.lock().new_file_number();
+        let mut new_number = || self.new_file_number();
         let handle = write_level0_table(
             &self.fs,
             &self.dir,
@@ -127,20 +130,32 @@ impl DbInner {
         };
         let mut edit = VersionEdit {
             log_number: Some(next_log),
-            next_file_number: Some(vs.next_file_number),
+            next_file_number: Some(self.next_file_number.load(Ordering::Relaxed)),
             last_sequence: Some(vs.last_sequence.max(imm.max_seq())),
             ..VersionEdit::default()
         };
         if let Some(h) = &handle {
             edit.new_files.push((0, h.meta.clone()));
         }
+        edit.new_range_dels = imm.range_tombstones();
         vs.manifest.append(&edit)?;
         let old_log = vs.log_number;
         vs.log_number = next_log;
         vs.last_sequence = vs.last_sequence.max(imm.max_seq());
         if let Some(h) = &handle {
+            tracing::debug!(
+                "flushed a memtable to table {} ({} bytes)",
+                h.meta.number,
+                h.meta.size
+            );
             vs.current = Arc::new(vs.current.with_l0_table(Arc::clone(h)));
+        }
+        if !edit.new_range_dels.is_empty() {
+            vs.current = Arc::new(vs.current.with_range_dels(&edit.new_range_dels, &[]));
+        }
+        if let Some(h) = &handle {
             self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+            self.counters.level_written[0].fetch_add(h.meta.size, Ordering::Relaxed);
             self.counters
                 .flush_bytes
                 .fetch_add(h.meta.size, Ordering::Relaxed);

@@ -66,10 +66,38 @@ impl SuperVersion {
                 None => self.version.get(key, seq)?,
             },
         };
-        Ok(match found {
-            Some((ValueKind::Value, v)) => Some(v),
-            _ => None,
-        })
+        let Some((ValueKind::Value, found_seq, value)) = found else {
+            return Ok(None);
+        };
+        // A range tombstone newer than the version found hides it.
+        if self.max_covering_tombstone(key, seq) > found_seq {
+            return Ok(None);
+        }
+        Ok(Some(value))
+    }
+
+    /// Largest seq `<= seq` of a range tombstone covering `key` anywhere (0 if none).
+    fn max_covering_tombstone(&self, key: &[u8], seq: SeqNo) -> SeqNo {
+        let in_memory = std::iter::once(&self.mem)
+            .chain(&self.imms)
+            .map(|m| m.max_covering_tombstone(key, seq))
+            .max()
+            .unwrap_or(0);
+        in_memory.max(crate::range_del::max_covering(
+            self.version.range_dels.iter(),
+            key,
+            seq,
+        ))
+    }
+
+    /// Every range tombstone visible at `seq`, fragmented for iteration.
+    pub fn fragmented_range_dels(&self, seq: SeqNo) -> crate::range_del::FragmentedRangeDels {
+        let mut all: Vec<crate::range_del::RangeTombstone> =
+            self.version.range_dels.as_ref().clone();
+        for m in std::iter::once(&self.mem).chain(&self.imms) {
+            all.extend(m.range_tombstones());
+        }
+        crate::range_del::FragmentedRangeDels::new(&all, seq)
     }
 
     /// One cursor per memtable and table, newest source first.
@@ -95,18 +123,9 @@ struct LogState {
 /// The persistent state: the manifest and the counters it records.
 pub(crate) struct VersionSet {
     manifest: ManifestWriter,
-    next_file_number: u64,
     log_number: u64,
     last_sequence: SeqNo,
     current: Arc<Version>,
-}
-
-impl VersionSet {
-    fn new_file_number(&mut self) -> u64 {
-        let n = self.next_file_number;
-        self.next_file_number += 1;
-        n
-    }
 }
 
 /// A write waiting in the group-commit queue. `batch: None` asks for a memtable switch.
@@ -137,6 +156,9 @@ struct Counters {
     trivial_moves: AtomicU64,
     compaction_read_bytes: AtomicU64,
     compaction_write_bytes: AtomicU64,
+    tables_dropped_by_range_dels: AtomicU64,
+    /// Bytes written into each level by flushes (L0) and compactions.
+    level_written: [AtomicU64; crate::manifest::NUM_LEVELS],
 }
 
 pub(crate) struct DbInner {
@@ -154,6 +176,9 @@ pub(crate) struct DbInner {
     write_cv: Condvar,
     log: Mutex<LogState>,
     versions: Mutex<VersionSet>,
+    /// Numbers the next manifest, WAL segment or table. Atomic so that no writer ever waits
+    /// on the `versions` lock (held across manifest fsyncs) to name a new file.
+    next_file_number: AtomicU64,
 
     bg_state: Mutex<BgState>,
     bg_cv: Condvar,
@@ -196,12 +221,18 @@ impl DbInner {
     fn poison(&self, err: &Error) {
         let mut reason = self.poison_reason.lock();
         if reason.is_none() {
+            tracing::error!("refusing further writes to {}: {err}", self.dir.display());
             *reason = Some(err.duplicate());
         }
         self.poisoned.store(true, Ordering::Release);
         drop(reason);
         let _guard = self.bg_state.lock();
         self.bg_cv.notify_all();
+    }
+
+    /// A fresh file number.
+    fn new_file_number(&self) -> u64 {
+        self.next_file_number.fetch_add(1, Ordering::Relaxed)
     }
 
     fn read_view(&self) -> (SeqNo, Arc<SuperVersion>) {
@@ -292,6 +323,21 @@ impl Db {
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
         let mut b = WriteBatch::new();
         b.delete(key);
+        self.write(b)
+    }
+
+    /// Remove every key in `[start, end)` with one range tombstone (O(1) to write, whatever
+    /// the number of keys).
+    pub fn delete_range(&self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete_range(start, end);
+        self.write(b)
+    }
+
+    /// Remove every key starting with `prefix` with one range tombstone.
+    pub fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete_prefix(prefix);
         self.write(b)
     }
 
@@ -422,6 +468,26 @@ impl Db {
             trivial_moves: c.trivial_moves.load(Ordering::Relaxed),
             compaction_read_bytes: c.compaction_read_bytes.load(Ordering::Relaxed),
             compaction_write_bytes: c.compaction_write_bytes.load(Ordering::Relaxed),
+            tables_dropped_by_range_dels: c.tables_dropped_by_range_dels.load(Ordering::Relaxed),
+            written_per_level: c
+                .level_written
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+            read_amplification: 1
+                + sv.imms.len()
+                + sv.version.levels[0].len()
+                + sv.version
+                    .levels
+                    .iter()
+                    .skip(1)
+                    .filter(|l| !l.is_empty())
+                    .count(),
+            range_tombstones: sv.version.range_dels.len()
+                + std::iter::once(&sv.mem)
+                    .chain(&sv.imms)
+                    .map(|m| m.range_tombstones().len())
+                    .sum::<usize>(),
             stall_micros: c.stall_micros.load(Ordering::Relaxed),
             snapshots: inner.snapshots.lock().values().sum(),
             block_cache: inner.cache.stats(),
@@ -519,6 +585,15 @@ pub struct DbStats {
     pub trivial_moves: u64,
     pub compaction_read_bytes: u64,
     pub compaction_write_bytes: u64,
+    /// Tables deleted whole because a range tombstone covered them.
+    pub tables_dropped_by_range_dels: u64,
+    /// Live range tombstones (memtables and version).
+    pub range_tombstones: usize,
+    /// Sorted runs a point lookup may probe in the worst case: memtables, level-0 tables and
+    /// non-empty deeper levels (bloom filters skip most of them).
+    pub read_amplification: usize,
+    /// Bytes written into each level (flushes into L0, compactions into the rest).
+    pub written_per_level: Vec<u64>,
     pub snapshots: usize,
     pub block_cache: CacheStats,
 }
@@ -534,15 +609,21 @@ impl fmt::Display for DbStats {
             self.immutable_memtables,
             mib(self.immutable_bytes as u64)
         )?;
-        writeln!(f, "level  tables  size")?;
-        for (level, (n, bytes)) in self
-            .tables_per_level
-            .iter()
-            .zip(&self.bytes_per_level)
-            .enumerate()
-        {
-            if *n > 0 {
-                writeln!(f, "  L{level}   {n:>6}  {:.1} MiB", mib(*bytes))?;
+        writeln!(
+            f,
+            "level  tables       size    written  (read amplification {})",
+            self.read_amplification
+        )?;
+        for level in 0..self.tables_per_level.len() {
+            let n = self.tables_per_level[level];
+            let written = self.written_per_level.get(level).copied().unwrap_or(0);
+            if n > 0 || written > 0 {
+                writeln!(
+                    f,
+                    "  L{level}   {n:>6}  {:>7.1} MiB  {:>7.1} MiB",
+                    mib(self.bytes_per_level[level]),
+                    mib(written)
+                )?;
             }
         }
         writeln!(
@@ -581,6 +662,11 @@ impl fmt::Display for DbStats {
             (self.wal_bytes + self.flush_bytes + self.compaction_write_bytes) as f64 / user
         )?;
         writeln!(f, "snapshots          {}", self.snapshots)?;
+        writeln!(
+            f,
+            "range tombstones   {} live, {} tables dropped whole",
+            self.range_tombstones, self.tables_dropped_by_range_dels
+        )?;
         let c = &self.block_cache;
         let lookups = (c.hits + c.misses).max(1);
         write!(

@@ -23,6 +23,8 @@ pub(crate) struct OutputTables<'a> {
     dir: &'a Path,
     opts: &'a Options,
     cache: &'a Arc<BlockCache>,
+    /// The level the outputs go to: it picks their compression.
+    level: usize,
     target_size: u64,
     current: Option<(TableBuilder, u64)>,
     last_user_key: Vec<u8>,
@@ -36,6 +38,7 @@ impl<'a> OutputTables<'a> {
         dir: &'a Path,
         opts: &'a Options,
         cache: &'a Arc<BlockCache>,
+        level: usize,
         target_size: u64,
     ) -> Self {
         OutputTables {
@@ -43,6 +46,7 @@ impl<'a> OutputTables<'a> {
             dir,
             opts,
             cache,
+            level,
             target_size,
             current: None,
             last_user_key: Vec::new(),
@@ -74,7 +78,7 @@ impl<'a> OutputTables<'a> {
                 .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
             self.created.push(path.clone());
             self.current = Some((
-                TableBuilder::new(file, path, TableOptions::from(self.opts)),
+                TableBuilder::new(file, path, TableOptions::for_level(self.opts, self.level)),
                 number,
             ));
         }

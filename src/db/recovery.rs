@@ -33,6 +33,7 @@ use crate::filenames::{self, parse_file_name, table_path, wal_path, FileKind};
 use crate::manifest::{self, FileMeta, ManifestWriter, VersionEdit, NUM_LEVELS};
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::range_del::RangeTombstone;
 use crate::sstable::Table;
 use crate::version::{TableHandle, Version};
 use crate::wal::{read_log_file, LogWriter, TailPolicy};
@@ -40,6 +41,8 @@ use crate::wal::{read_log_file, LogWriter, TailPolicy};
 /// State rebuilt from the manifest.
 struct Recovered {
     files: BTreeMap<u64, (u32, FileMeta)>,
+    /// Live range tombstones by sequence number.
+    range_dels: BTreeMap<u64, RangeTombstone>,
     log_number: u64,
     next_file_number: u64,
     last_sequence: u64,
@@ -78,13 +81,26 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             replay_manifest(fs.as_ref(), dir, number)?
         }
         None => {
+            // CURRENT is written last when a database is created, and only ever replaced
+            // atomically after that. Without it, a directory holding nothing but empty WAL
+            // segments, manifests and temp files is a creation that crashed before `open`
+            // returned: nothing was ever acknowledged, so it is safe to start over. Anything
+            // else (a table, a WAL segment with bytes in it) is data we must not discard.
+            let interrupted_creation = kinds.iter().all(|k| match k {
+                FileKind::Table(_) => false,
+                FileKind::Wal(n) => fs
+                    .open(&wal_path(dir, *n))
+                    .and_then(|f| f.size())
+                    .is_ok_and(|size| size == 0),
+                _ => true,
+            });
             let has_data = kinds.iter().any(|k| {
                 matches!(
                     k,
                     FileKind::Manifest(_) | FileKind::Table(_) | FileKind::Wal(_)
                 )
             });
-            if has_data {
+            if has_data && !interrupted_creation {
                 return Err(Error::corruption(
                     filenames::current_path(dir),
                     0,
@@ -99,6 +115,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             }
             Recovered {
                 files: BTreeMap::new(),
+                range_dels: BTreeMap::new(),
                 log_number: 0,
                 next_file_number: 1,
                 last_sequence: 0,
@@ -170,9 +187,21 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     let mem = Arc::new(Memtable::new(0));
     let mut max_seq = state.last_sequence;
     let mut damaged_tail: Option<Error> = None;
-    for &number in &wals {
+    let replay_start = std::time::Instant::now();
+    let (mut replayed_batches, mut replayed_bytes) = (0u64, 0u64);
+    let mut last_replayed: Option<u64> = None;
+    for (i, &number) in wals.iter().enumerate() {
         let path = wal_path(dir, number);
         let contents = read_log_file(fs.as_ref(), &path, TailPolicy::DamagedTailOk)?;
+        tracing::info!(
+            "replaying WAL segment {} of {}: {} ({} records, {} bytes)",
+            i + 1,
+            wals.len(),
+            path.display(),
+            contents.records.len(),
+            contents.valid_len
+        );
+        replayed_bytes += contents.valid_len;
         if !contents.records.is_empty() {
             if let Some(err) = damaged_tail.take() {
                 // A damaged record followed by valid records in a later segment.
@@ -182,13 +211,28 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         for record in contents.records {
             let payload = Bytes::from(record.payload);
             let batch = WriteBatch::decode(payload, &path, record.offset)?;
+            if last_replayed.is_some_and(|last| batch.first_seq <= last) {
+                return Err(Error::corruption(
+                    &path,
+                    record.offset,
+                    "sequence numbers go backwards",
+                ));
+            }
+            replayed_batches += 1;
             for (i, op) in batch.ops.into_iter().enumerate() {
                 let seq = batch.first_seq + i as u64;
                 mem.insert(op.key, seq, op.kind, op.value);
                 max_seq = max_seq.max(seq);
+                last_replayed = Some(seq);
             }
         }
         if let Some(tail) = contents.tail {
+            tracing::warn!(
+                "cut a damaged tail off {} at offset {}: {}",
+                path.display(),
+                tail.offset,
+                tail.reason
+            );
             damaged_tail = Some(Error::corruption(
                 &path,
                 tail.offset,
@@ -198,6 +242,12 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
                 ),
             ));
         }
+    }
+    if !wals.is_empty() {
+        tracing::info!(
+            "recovered {replayed_batches} write batches ({replayed_bytes} bytes of WAL) in {:.0?}",
+            replay_start.elapsed()
+        );
     }
 
     // Write the recovered writes to a table, so the old segments can go.
@@ -214,6 +264,13 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             .insert(handle.meta.number, (0, handle.meta.clone()));
         version = version.with_l0_table(handle);
     }
+    let recovered_range_dels: Vec<RangeTombstone> = state
+        .range_dels
+        .values()
+        .cloned()
+        .chain(mem.range_tombstones())
+        .collect();
+    version = version.with_range_dels(&recovered_range_dels, &[]);
 
     // A fresh WAL segment and a fresh manifest holding the whole state.
     let log_number = state.next_file_number;
@@ -234,6 +291,8 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             .all_tables()
             .map(|(level, t)| (level as u32, t.meta.clone()))
             .collect(),
+        new_range_dels: version.range_dels.as_ref().clone(),
+        deleted_range_dels: Vec::new(),
     };
     let manifest = ManifestWriter::create(fs.as_ref(), dir, manifest_number, &snapshot)?;
     manifest::write_current(fs.as_ref(), dir, manifest_number)?;
@@ -260,7 +319,6 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
 
     let versions = VersionSet {
         manifest,
-        next_file_number: state.next_file_number,
         log_number,
         last_sequence: max_seq,
         current: Arc::new(version),
@@ -286,6 +344,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             last_seq: max_seq,
         }),
         versions: Mutex::new(versions),
+        next_file_number: AtomicU64::new(state.next_file_number),
         bg_state: Mutex::new(BgState::default()),
         bg_cv: Condvar::new(),
         bg_threads: Mutex::new(Vec::new()),
@@ -312,6 +371,7 @@ fn replay_manifest(fs: &dyn crate::fs::FileSystem, dir: &Path, number: u64) -> R
     let edits = manifest::replay_manifest(fs, &path)?;
     let mut r = Recovered {
         files: BTreeMap::new(),
+        range_dels: BTreeMap::new(),
         log_number: 0,
         next_file_number: 1,
         last_sequence: 0,
@@ -340,6 +400,18 @@ fn replay_manifest(fs: &dyn crate::fs::FileSystem, dir: &Path, number: u64) -> R
                 ));
             }
             r.files.insert(meta.number, (level, meta));
+        }
+        for seq in edit.deleted_range_dels {
+            r.range_dels.remove(&seq).ok_or_else(|| {
+                Error::corruption(
+                    &path,
+                    0,
+                    format!("the manifest retires range tombstone {seq}, which is not live"),
+                )
+            })?;
+        }
+        for t in edit.new_range_dels {
+            r.range_dels.insert(t.seq, t);
         }
     }
     Ok(r)

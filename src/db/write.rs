@@ -151,6 +151,12 @@ impl DbInner {
         }
         log.last_seq = seq;
         self.visible_seq.store(seq, Ordering::Release);
+        if self.opts.memtables_share_cache_budget {
+            let sv = self.super_version.load();
+            let memtables = sv.mem.approximate_size()
+                + sv.imms.iter().map(|m| m.approximate_size()).sum::<usize>();
+            self.cache.set_reserved(memtables);
+        }
         self.counters
             .wal_bytes
             .fetch_add(appended, Ordering::Relaxed);
@@ -178,7 +184,10 @@ impl DbInner {
                 continue;
             }
             if !l0_full {
-                if sv.mem.approximate_size() < self.opts.write_buffer_size {
+                let live_wal =
+                    log.writer.size() + sv.imms.iter().map(|m| m.wal_bytes()).sum::<u64>();
+                let wal_full = live_wal >= self.opts.max_total_wal_size && !sv.mem.is_empty();
+                if sv.mem.approximate_size() < self.opts.write_buffer_size && !wal_full {
                     break;
                 }
                 if sv.imms.len() < self.opts.max_immutable_memtables {
@@ -196,9 +205,9 @@ impl DbInner {
             }
             let mut st = self.bg_state.lock();
             let sv = self.super_version.load();
+            // We only get here when a switch is needed but impossible, or level 0 is full.
             let still_blocked = sv.version.levels[0].len() >= self.opts.level0_stop_trigger
-                || (sv.mem.approximate_size() >= self.opts.write_buffer_size
-                    && sv.imms.len() >= self.opts.max_immutable_memtables);
+                || sv.imms.len() >= self.opts.max_immutable_memtables;
             if still_blocked && !self.poisoned.load(Ordering::Acquire) && !st.shutdown {
                 self.bg_cv.wait(&mut st);
             }
@@ -223,7 +232,11 @@ impl DbInner {
     fn switch_memtable_inner(&self, log: &mut LogState) -> Result<()> {
         // Invariant 3: the old segment is durable before the new one can receive writes.
         log.writer.sync()?;
-        let number = self.versions.lock().new_file_number();
+        self.super_version
+            .load()
+            .mem
+            .set_wal_bytes(log.writer.size());
+        let number = self.new_file_number();
         let path = wal_path(&self.dir, number);
         let file = self
             .fs
@@ -327,6 +340,8 @@ impl DbInner {
             self.log.lock().writer.sync()
         };
         self.lock.lock().take();
-        flushed.and(synced)
+        // A poisoned database could not flush or fsync: saying Ok would promise durability
+        // that was not achieved.
+        flushed.and(synced).and(self.check_poisoned())
     }
 }

@@ -14,6 +14,7 @@ use crate::db::SuperVersion;
 use crate::error::Result;
 use crate::iter::merge::MergingIterator;
 use crate::key::{internal_key, parse_internal_key, SeqNo, ValueKind, KIND_SEEK, MAX_SEQ};
+use crate::range_del::FragmentedRangeDels;
 
 /// Iterator over `(key, value)` pairs in key order; `.rev()` walks backwards.
 ///
@@ -30,6 +31,8 @@ pub struct DbIter {
     front_key: Option<Vec<u8>>,
     /// Last user key the back cursor passed.
     back_key: Option<Vec<u8>>,
+    /// Range tombstones visible at `seq`.
+    range_dels: FragmentedRangeDels,
     done: bool,
 }
 
@@ -49,7 +52,9 @@ impl DbIter {
             }
             _ => false,
         };
+        let range_dels = sv.fragmented_range_dels(seq);
         DbIter {
+            range_dels,
             sv,
             seq,
             lower,
@@ -105,21 +110,23 @@ impl DbIter {
                 m.step()?;
                 continue;
             }
-            let user_key = p.user_key.to_vec();
             let kind = p.kind;
-            if !Self::below_upper(&self.upper, &user_key) {
+            let deleted_by_range = self.range_dels.max_covering(p.user_key) > p.seq;
+            if !Self::below_upper(&self.upper, p.user_key) {
                 return Ok(None);
             }
-            if let Some(b) = &self.back_key {
-                if user_key >= *b {
-                    return Ok(None);
-                }
+            if self.back_key.as_deref().is_some_and(|b| p.user_key >= b) {
+                return Ok(None);
             }
-            let value = m.value();
-            self.front_key = Some(user_key.clone());
+            let emit = kind == ValueKind::Value && !deleted_by_range;
+            let item = emit.then(|| (Bytes::copy_from_slice(p.user_key), m.value()));
+            // Remember the key in a reused buffer: older versions of it follow.
+            let front_key = self.front_key.get_or_insert_with(Vec::new);
+            front_key.clear();
+            front_key.extend_from_slice(p.user_key);
             m.step()?;
-            if kind == ValueKind::Value {
-                return Ok(Some((Bytes::from(user_key), value)));
+            if item.is_some() {
+                return Ok(item);
             }
         }
         Ok(None)
@@ -154,7 +161,7 @@ impl DbIter {
                     ))
                 }
             };
-            let mut visible: Option<(ValueKind, Bytes)> = None;
+            let mut visible: Option<(ValueKind, SeqNo, Bytes)> = None;
             while m.valid() {
                 let Some(p) = parse_internal_key(m.key()) else {
                     return Err(crate::Error::corruption(
@@ -167,7 +174,7 @@ impl DbIter {
                     break;
                 }
                 if p.seq <= self.seq {
-                    visible = Some((p.kind, m.value()));
+                    visible = Some((p.kind, p.seq, m.value()));
                 }
                 m.step()?;
             }
@@ -179,11 +186,11 @@ impl DbIter {
                     return Ok(None);
                 }
             }
-            let Some((kind, value)) = visible else {
+            let Some((kind, seq, value)) = visible else {
                 continue;
             };
             self.back_key = Some(user_key.clone());
-            if kind == ValueKind::Value {
+            if kind == ValueKind::Value && self.range_dels.max_covering(&user_key) <= seq {
                 return Ok(Some((Bytes::from(user_key), value)));
             }
         }

@@ -9,6 +9,9 @@
 //!        | 5 new_file: level varint, number varint, size varint, min_seq varint,
 //!                      max_seq varint, num_entries varint, num_deletions varint,
 //!                      smallest length-prefixed, largest length-prefixed
+//!        | 6 new_range_del: seq varint, start length-prefixed, end length-prefixed
+//!                      (end empty = unbounded; start non-empty and below a non-empty end)
+//!        | 7 deleted_range_del: seq varint
 //! ```
 //!
 //! Each field starts with its tag as a varint. The encoder writes fields in tag order and each
@@ -25,6 +28,7 @@ use std::path::Path;
 use super::NUM_LEVELS;
 use crate::coding::{put_length_prefixed, put_varint, Decoder};
 use crate::error::{Error, Result};
+use crate::range_del::RangeTombstone;
 
 // Field tags, written to disk, never renumber.
 const TAG_LOG_NUMBER: u64 = 1;
@@ -32,6 +36,8 @@ const TAG_NEXT_FILE_NUMBER: u64 = 2;
 const TAG_LAST_SEQUENCE: u64 = 3;
 const TAG_DELETED_FILE: u64 = 4;
 const TAG_NEW_FILE: u64 = 5;
+const TAG_NEW_RANGE_DEL: u64 = 6;
+const TAG_DELETED_RANGE_DEL: u64 = 7;
 
 /// What the manifest records about one SSTable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +72,10 @@ pub struct VersionEdit {
     pub deleted_files: Vec<(u32, u64)>,
     /// `(level, table)` of tables added to the version.
     pub new_files: Vec<(u32, FileMeta)>,
+    /// Range tombstones added to the version (at a flush).
+    pub new_range_dels: Vec<RangeTombstone>,
+    /// Sequence numbers of range tombstones retired from the version.
+    pub deleted_range_dels: Vec<u64>,
 }
 
 impl VersionEdit {
@@ -103,6 +113,16 @@ impl VersionEdit {
             }
             put_length_prefixed(&mut out, &f.smallest);
             put_length_prefixed(&mut out, &f.largest);
+        }
+        for t in &self.new_range_dels {
+            put_varint(&mut out, TAG_NEW_RANGE_DEL);
+            put_varint(&mut out, t.seq);
+            put_length_prefixed(&mut out, &t.start);
+            put_length_prefixed(&mut out, &t.end);
+        }
+        for &seq in &self.deleted_range_dels {
+            put_varint(&mut out, TAG_DELETED_RANGE_DEL);
+            put_varint(&mut out, seq);
         }
         out
     }
@@ -149,6 +169,16 @@ impl VersionEdit {
                     let meta = file_meta(&mut d).ok_or_else(|| bad("a malformed new file"))?;
                     edit.new_files.push((level, meta));
                 }
+                TAG_NEW_RANGE_DEL => {
+                    let t = range_del(&mut d).ok_or_else(|| bad("a malformed range tombstone"))?;
+                    edit.new_range_dels.push(t);
+                }
+                TAG_DELETED_RANGE_DEL => {
+                    let seq = d
+                        .varint()
+                        .ok_or_else(|| bad("a malformed retired range tombstone"))?;
+                    edit.deleted_range_dels.push(seq);
+                }
                 _ => return Err(bad(&format!("an unknown field tag {tag}"))),
             }
         }
@@ -163,6 +193,22 @@ fn level(d: &mut Decoder<'_>) -> Option<u32> {
         return None;
     }
     u32::try_from(level).ok()
+}
+
+/// A range tombstone; `None` if malformed or empty (`start` must be non-empty and below a
+/// non-empty `end`).
+fn range_del(d: &mut Decoder<'_>) -> Option<RangeTombstone> {
+    let seq = d.varint()?;
+    let start = d.length_prefixed()?;
+    let end = d.length_prefixed()?;
+    if start.is_empty() || (!end.is_empty() && start >= end) {
+        return None;
+    }
+    Some(RangeTombstone {
+        start: bytes::Bytes::copy_from_slice(start),
+        end: bytes::Bytes::copy_from_slice(end),
+        seq,
+    })
 }
 
 fn file_meta(d: &mut Decoder<'_>) -> Option<FileMeta> {
@@ -208,6 +254,19 @@ mod tests {
                     num_deletions: 3,
                 },
             )],
+            new_range_dels: vec![
+                RangeTombstone {
+                    start: "t:1:".into(),
+                    end: "t:1;".into(),
+                    seq: 77,
+                },
+                RangeTombstone {
+                    start: "z".into(),
+                    end: bytes::Bytes::new(),
+                    seq: 78,
+                },
+            ],
+            deleted_range_dels: vec![12, 13],
         }
     }
 
@@ -256,6 +315,18 @@ mod tests {
             e.deleted_files.push(d);
             prefixes.push(e.clone());
         }
+        for f in &full.new_files {
+            e.new_files.push(f.clone());
+            prefixes.push(e.clone());
+        }
+        for t in &full.new_range_dels {
+            e.new_range_dels.push(t.clone());
+            prefixes.push(e.clone());
+        }
+        for &seq in &full.deleted_range_dels {
+            e.deleted_range_dels.push(seq);
+            prefixes.push(e.clone());
+        }
         let bytes = full.encode();
         for cut in 0..bytes.len() {
             match prefixes.iter().find(|p| p.encode().len() == cut) {
@@ -279,7 +350,7 @@ mod tests {
     #[test]
     fn unknown_tags_bad_levels_and_repeats_are_corruption() {
         let cases: [(&[u8], &str); 5] = [
-            (&[6, 1], "unknown field tag 6"),
+            (&[8, 1], "unknown field tag 8"),
             (&[0], "unknown field tag 0"),
             (&[4, 7, 1], "level"),
             (&[1, 1, 1, 2], "repeated log number"),
@@ -317,14 +388,35 @@ mod tests {
             any::<[Option<u64>; 3]>(),
             proptest::collection::vec((level.clone(), any::<u64>()), 0..5),
             proptest::collection::vec((level, arb_meta()), 0..5),
+            proptest::collection::vec(
+                (
+                    any::<u64>(),
+                    proptest::collection::vec(any::<u8>(), 1..8),
+                    proptest::collection::vec(any::<u8>(), 0..8),
+                ),
+                0..4,
+            ),
+            proptest::collection::vec(any::<u64>(), 0..4),
         )
-            .prop_map(|(singles, deleted_files, new_files)| VersionEdit {
-                log_number: singles[0],
-                next_file_number: singles[1],
-                last_sequence: singles[2],
-                deleted_files,
-                new_files,
-            })
+            .prop_map(
+                |(singles, deleted_files, new_files, ranges, deleted_range_dels)| VersionEdit {
+                    log_number: singles[0],
+                    next_file_number: singles[1],
+                    last_sequence: singles[2],
+                    deleted_files,
+                    new_files,
+                    new_range_dels: ranges
+                        .into_iter()
+                        .filter(|(_, s, e)| e.is_empty() || s < e)
+                        .map(|(seq, s, e)| RangeTombstone {
+                            start: s.into(),
+                            end: e.into(),
+                            seq,
+                        })
+                        .collect(),
+                    deleted_range_dels,
+                },
+            )
     }
 
     proptest! {

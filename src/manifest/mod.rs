@@ -11,9 +11,12 @@
 //! manifest stays authoritative.
 //!
 //! Durability: [`ManifestWriter::create`] and [`ManifestWriter::append`] sync before they
-//! return, so an edit that returned `Ok` survives a power cut. A crash during an append leaves
-//! at most an incomplete last record, which replay cuts off (`TailPolicy::TruncatedTailOk`);
-//! any other damage is `Corruption`.
+//! return, so an edit that returned `Ok` survives a power cut, and nothing acts on an edit
+//! before that. A power cut during an append can leave its record incomplete, or complete in
+//! length but zero-filled or torn (the file's new size reached the disk before its data), so
+//! replay cuts off a damaged last record as long as no valid record follows it
+//! (`TailPolicy::DamagedTailOk`, as for the write-ahead log); any other damage is
+//! `Corruption`.
 //!
 //! Deliberately left out of this module: applying edits to a version (the version set does).
 
@@ -86,13 +89,14 @@ impl ManifestWriter {
     }
 }
 
-/// Read every edit of the manifest at `path`, in order. An incomplete last record (a torn
-/// append) is cut off; any other damage, and a manifest with no edits, is `Corruption`.
+/// Read every edit of the manifest at `path`, in order. A damaged or incomplete last record
+/// (an append a crash interrupted, never acknowledged) is cut off; any other damage, and a
+/// manifest with no edits, is `Corruption`.
 pub fn replay_manifest(fs: &dyn FileSystem, path: &Path) -> Result<Vec<VersionEdit>> {
     let data = fs
         .read_all(path)
         .map_err(|e| Error::io(format!("reading the manifest {}", path.display()), e))?;
-    let contents = read_log(&data, path, TailPolicy::TruncatedTailOk)?;
+    let contents = read_log(&data, path, TailPolicy::DamagedTailOk)?;
     if contents.records.is_empty() {
         let reason = match &contents.tail {
             Some(tail) => format!(
@@ -201,6 +205,48 @@ mod tests {
                 assert_eq!(result.unwrap(), edits[..whole], "cut at {cut}");
             }
         }
+    }
+
+    /// Regression (found by the crash sweep's `ZeroFilledTail` mode): a power cut during an
+    /// append can leave the record's full length on disk but zeros (or garbage) in place of
+    /// its bytes. That edit was never acknowledged; replay must cut it off, not refuse.
+    #[test]
+    fn a_zero_filled_or_torn_last_edit_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let edits = edits();
+        drop(write_manifest(dir.path(), 5, &edits));
+        let path = filenames::manifest_path(dir.path(), 5);
+        let full = std::fs::read(&path).unwrap();
+        let offsets: Vec<usize> = read_log(&full, &path, TailPolicy::Strict)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r.offset as usize)
+            .collect();
+        assert_eq!(offsets.len(), 3);
+        // Damage from any byte of the last edit to the end of the file (whatever follows the
+        // edit, such as a sync mark, goes with it).
+        let last_end = offsets[2] + crate::wal::format::HEADER_LEN + edits[2].encode().len();
+        for from in offsets[2]..last_end {
+            for fill in [0x00, 0xA5] {
+                let mut damaged = full.clone();
+                damaged[from..].fill(fill);
+                if damaged == full {
+                    continue;
+                }
+                std::fs::write(&path, &damaged).unwrap();
+                assert_eq!(
+                    replay_manifest(&RealFs, &path).unwrap(),
+                    edits[..2],
+                    "last record filled with {fill:#x} from byte {from}"
+                );
+            }
+        }
+        // The same damage to the middle edit, with a valid edit after it, is corruption.
+        let mut damaged = full.clone();
+        damaged[offsets[1] + 3..offsets[1] + 20].fill(0);
+        std::fs::write(&path, &damaged).unwrap();
+        assert!(replay_manifest(&RealFs, &path).unwrap_err().is_corruption());
     }
 
     #[test]

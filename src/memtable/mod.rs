@@ -19,6 +19,7 @@ use crossbeam_skiplist::SkipMap;
 use crate::error::Result;
 use crate::iter::InternalIterator;
 use crate::key::{parse_internal_key, MemKey, SeqNo, ValueKind, KIND_SEEK, TRAILER_LEN};
+use crate::range_del::RangeTombstone;
 
 /// Per-entry overhead charged to the memtable size (skiplist node, pointers, Bytes headers).
 const ENTRY_OVERHEAD: usize = 64;
@@ -28,6 +29,10 @@ pub struct Memtable {
     approximate_bytes: AtomicUsize,
     max_seq: AtomicU64,
     wal_number: u64,
+    /// Size of the WAL segment once it is closed (set at the memtable switch).
+    wal_bytes: AtomicU64,
+    /// Range tombstones, in insertion order (few; see `range_del`).
+    range_dels: parking_lot::RwLock<Vec<RangeTombstone>>,
 }
 
 impl Memtable {
@@ -37,6 +42,8 @@ impl Memtable {
             approximate_bytes: AtomicUsize::new(0),
             max_seq: AtomicU64::new(0),
             wal_number,
+            wal_bytes: AtomicU64::new(0),
+            range_dels: parking_lot::RwLock::new(Vec::new()),
         }
     }
 
@@ -45,22 +52,58 @@ impl Memtable {
         self.wal_number
     }
 
+    /// Insert a write. A `RangeDeletion` goes to the tombstone list: `user_key` is its start
+    /// and `value` its end.
     pub fn insert(&self, user_key: Bytes, seq: SeqNo, kind: ValueKind, value: Bytes) {
         let charge = user_key.len() + value.len() + TRAILER_LEN + ENTRY_OVERHEAD;
+        if kind == ValueKind::RangeDeletion {
+            self.range_dels.write().push(RangeTombstone {
+                start: user_key,
+                end: value,
+                seq,
+            });
+            self.approximate_bytes.fetch_add(charge, Ordering::Relaxed);
+            self.max_seq.fetch_max(seq, Ordering::Relaxed);
+            return;
+        }
         self.map
             .insert(MemKey::new(user_key, seq, kind as u8), value);
         self.approximate_bytes.fetch_add(charge, Ordering::Relaxed);
         self.max_seq.fetch_max(seq, Ordering::Relaxed);
     }
 
-    /// The newest entry for `user_key` with sequence `<= seq`.
-    pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<(ValueKind, Bytes)> {
+    /// The newest entry for `user_key` with sequence `<= seq`: its kind, sequence and value.
+    pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<(ValueKind, SeqNo, Bytes)> {
         let seek = MemKey::new(Bytes::copy_from_slice(user_key), seq, KIND_SEEK);
         let entry = self.map.lower_bound(Bound::Included(&seek))?;
         if entry.key().user_key.as_ref() != user_key {
             return None;
         }
-        Some((entry.key().kind(), entry.value().clone()))
+        Some((entry.key().kind(), entry.key().seq(), entry.value().clone()))
+    }
+
+    /// The range tombstones written to this memtable.
+    pub fn range_tombstones(&self) -> Vec<RangeTombstone> {
+        self.range_dels.read().clone()
+    }
+
+    /// Largest seq `<= read_seq` of a tombstone here covering `key` (0 if none).
+    pub fn max_covering_tombstone(&self, key: &[u8], read_seq: SeqNo) -> SeqNo {
+        let dels = self.range_dels.read();
+        if dels.is_empty() {
+            return 0;
+        }
+        crate::range_del::max_covering(dels.iter(), key, read_seq)
+    }
+
+    /// Record the final size of this memtable's WAL segment.
+    pub fn set_wal_bytes(&self, bytes: u64) {
+        self.wal_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The final size of this memtable's WAL segment (0 while it is the active one).
+    pub fn wal_bytes(&self) -> u64 {
+        self.wal_bytes.load(Ordering::Relaxed)
     }
 
     /// Bytes charged so far (keys, values and per-entry overhead).
@@ -73,7 +116,7 @@ impl Memtable {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.range_dels.read().is_empty()
     }
 
     /// Largest sequence number inserted (0 if empty).
@@ -158,10 +201,10 @@ fn memkey_of(target: &[u8]) -> MemKey {
             let split = target.len().saturating_sub(TRAILER_LEN);
             let mut t = [0u8; 8];
             t[..target.len() - split].copy_from_slice(&target[split..]);
-            MemKey {
-                user_key: Bytes::copy_from_slice(&target[..split]),
-                trailer: u64::from_le_bytes(t),
-            }
+            MemKey::with_trailer(
+                Bytes::copy_from_slice(&target[..split]),
+                u64::from_le_bytes(t),
+            )
         }
     }
 }
@@ -247,9 +290,12 @@ mod tests {
         m.insert(b("k"), 3, ValueKind::Deletion, Bytes::new());
         m.insert(b("k"), 5, ValueKind::Value, b("v5"));
         assert_eq!(m.get(b"k", 0), None);
-        assert_eq!(m.get(b"k", 2), Some((ValueKind::Value, b("v1"))));
-        assert_eq!(m.get(b"k", 4).map(|(k, _)| k), Some(ValueKind::Deletion));
-        assert_eq!(m.get(b"k", MAX_SEQ), Some((ValueKind::Value, b("v5"))));
+        assert_eq!(m.get(b"k", 2), Some((ValueKind::Value, 1, b("v1"))));
+        assert_eq!(
+            m.get(b"k", 4).map(|(k, s, _)| (k, s)),
+            Some((ValueKind::Deletion, 3))
+        );
+        assert_eq!(m.get(b"k", MAX_SEQ), Some((ValueKind::Value, 5, b("v5"))));
         assert_eq!(m.get(b"j", MAX_SEQ), None);
         assert_eq!(m.max_seq(), 5);
     }

@@ -22,8 +22,9 @@
 //! - a whole block stays below 4 GiB (offsets are fixed32); [`BlockBuilder::fits`] tells the
 //!   table builder when to cut a block or refuse an entry.
 //!
-//! Not done: compression (the block trailer reserves a type byte for it), hash indexes inside a
-//! block, and shortened separator keys in the index.
+//! A block is built and decoded uncompressed; compression wraps whole blocks on their way to
+//! and from the file (`compress.rs`). Not done: hash indexes inside a block, and shortened
+//! separator keys in the index.
 
 use std::cmp::Ordering;
 use std::fmt;

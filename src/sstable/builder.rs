@@ -10,7 +10,9 @@
 //! Invariants:
 //! - keys are encoded internal keys, strictly increasing in [`compare_internal`] order
 //!   (checked against the previous key; `InvalidArgument` otherwise);
-//! - data blocks are contiguous from offset 0, each cut once it reaches `block_size`;
+//! - data blocks are contiguous from offset 0, each cut once its *uncompressed* size reaches
+//!   `block_size`, then compressed with `opts.compression` if that saves at least 1/8
+//!   (see [`crate::sstable::compress`]); metadata blocks are always stored raw;
 //! - the index holds one entry per data block: its last key and its handle;
 //! - `finish` syncs the file; the caller syncs the directory and renames if it wants atomicity.
 //!
@@ -24,10 +26,11 @@ use crate::error::{Error, Result};
 use crate::fs::WritableFile;
 use crate::key::{compare_internal, parse_internal_key, ValueKind};
 use crate::sstable::block::BlockBuilder;
+use crate::sstable::compress::BlockCompressor;
 use crate::sstable::filter::FilterBuilder;
 use crate::sstable::format::{
     block_trailer, display_name, BlockHandle, Footer, TableProperties, BLOCK_HANDLE_LEN,
-    BLOCK_TRAILER_LEN, FOOTER_LEN,
+    BLOCK_TRAILER_LEN, BLOCK_TYPE_UNCOMPRESSED, FOOTER_LEN,
 };
 use crate::sstable::TableOptions;
 
@@ -41,6 +44,7 @@ pub struct TableBuilder {
     data_block: BlockBuilder,
     index_block: BlockBuilder,
     filter: Option<FilterBuilder>,
+    compressor: BlockCompressor,
     last_key: Vec<u8>,
     props: TableProperties,
     /// Set by the first I/O error; every later call returns a copy.
@@ -69,6 +73,7 @@ impl TableBuilder {
             data_block: BlockBuilder::new(opts.restart_interval),
             index_block: BlockBuilder::new(1),
             filter,
+            compressor: BlockCompressor::new(opts.compression),
             last_key: Vec::new(),
             props: TableProperties::default(),
             error: None,
@@ -134,7 +139,8 @@ impl TableBuilder {
     }
 
     /// The size the file would have if the current data block were cut now (without the
-    /// metadata blocks).
+    /// metadata blocks). Blocks already written count as stored (compressed); the current one
+    /// at its uncompressed size.
     pub fn estimated_size(&self) -> u64 {
         self.offset + self.data_block.current_size_estimate() as u64
     }
@@ -157,13 +163,13 @@ impl TableBuilder {
         }
         self.flush_data_block()?;
         let filter_handle = match self.filter.take() {
-            Some(filter) => self.write_block(&filter.finish())?,
+            Some(filter) => self.write_raw_block(&filter.finish())?,
             None => BlockHandle::default(),
         };
         self.props.largest_key = std::mem::take(&mut self.last_key);
-        let properties_handle = self.write_block(&self.props.encode())?;
+        let properties_handle = self.write_raw_block(&self.props.encode())?;
         let index = self.index_block.finish();
-        let index_handle = self.write_block(&index)?;
+        let index_handle = self.write_raw_block(&index)?;
         let footer = Footer {
             index: index_handle,
             filter: filter_handle,
@@ -189,29 +195,70 @@ impl TableBuilder {
                 display_name(&self.path)
             )));
         }
-        let contents = self.data_block.finish();
-        let handle = self.write_block(&contents)?;
+        let raw = self.data_block.finish();
+        // Borrow the compressor's buffer and the file separately (disjoint fields).
+        let (block_type, stored) = self.compressor.compress(&raw);
+        let handle = write_block(
+            &mut *self.file,
+            &self.path,
+            &mut self.offset,
+            &mut self.error,
+            stored,
+            block_type,
+        )?;
         self.index_block.add(&self.last_key, &handle.encode());
         self.props.data_blocks += 1;
         Ok(())
     }
 
-    fn write_block(&mut self, contents: &[u8]) -> Result<BlockHandle> {
-        let handle = BlockHandle::new(self.offset, contents.len() as u64);
-        self.append(contents)?;
-        self.append(&block_trailer(contents))?;
-        self.offset += (contents.len() + BLOCK_TRAILER_LEN) as u64;
-        Ok(handle)
+    /// Append an uncompressed (metadata) block and its trailer.
+    fn write_raw_block(&mut self, contents: &[u8]) -> Result<BlockHandle> {
+        write_block(
+            &mut *self.file,
+            &self.path,
+            &mut self.offset,
+            &mut self.error,
+            contents,
+            BLOCK_TYPE_UNCOMPRESSED,
+        )
     }
 
     fn append(&mut self, data: &[u8]) -> Result<()> {
-        if let Err(e) = self.file.append(data) {
-            let err = Error::io(format!("writing table {}", display_name(&self.path)), e);
-            self.error = Some(err.duplicate());
-            return Err(err);
-        }
-        Ok(())
+        append(&mut *self.file, &self.path, &mut self.error, data)
     }
+}
+
+/// Append a block's stored contents and its trailer at `*offset`, advance `offset`, and return
+/// the block's handle. (A free function over the builder's fields, so that `contents` may
+/// borrow the builder's compressor.)
+fn write_block(
+    file: &mut dyn WritableFile,
+    path: &Path,
+    offset: &mut u64,
+    error: &mut Option<Error>,
+    contents: &[u8],
+    block_type: u8,
+) -> Result<BlockHandle> {
+    let handle = BlockHandle::new(*offset, contents.len() as u64);
+    append(file, path, error, contents)?;
+    append(file, path, error, &block_trailer(contents, block_type))?;
+    *offset += (contents.len() + BLOCK_TRAILER_LEN) as u64;
+    Ok(handle)
+}
+
+/// Append `data`; on failure remember the error so that the builder refuses further work.
+fn append(
+    file: &mut dyn WritableFile,
+    path: &Path,
+    error: &mut Option<Error>,
+    data: &[u8],
+) -> Result<()> {
+    if let Err(e) = file.append(data) {
+        let err = Error::io(format!("writing table {}", display_name(path)), e);
+        *error = Some(err.duplicate());
+        return Err(err);
+    }
+    Ok(())
 }
 
 /// An internal key for messages: `"user"#seq,KIND`, bytes escaped.
@@ -228,6 +275,7 @@ mod tests {
     use super::*;
     use crate::fs::{FileSystem, RealFs};
     use crate::key::internal_key;
+    use crate::sstable::Compression;
 
     fn builder(dir: &Path, opts: TableOptions) -> TableBuilder {
         let path = dir.join("000001.sst");
@@ -270,28 +318,42 @@ mod tests {
         );
     }
 
+    /// Blocks are cut by their uncompressed size, whatever the compression; compression only
+    /// shrinks what is written.
     #[test]
     fn blocks_are_cut_at_block_size() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = TableOptions {
-            block_size: 256,
-            ..TableOptions::default()
-        };
-        let mut b = builder(dir.path(), opts);
-        for i in 0..1000u32 {
-            b.add(
-                &internal_key(format!("{i:08}").as_bytes(), 1, 1),
-                &[7u8; 20],
-            )
-            .unwrap();
+        let mut sizes = Vec::new();
+        for compression in [Compression::None, Compression::Lz4, Compression::Zstd(3)] {
+            let opts = TableOptions {
+                block_size: 256,
+                compression,
+                ..TableOptions::default()
+            };
+            let mut b = builder(dir.path(), opts);
+            for i in 0..1000u32 {
+                b.add(
+                    &internal_key(format!("{i:08}").as_bytes(), 1, 1),
+                    &[7u8; 20],
+                )
+                .unwrap();
+            }
+            if compression == Compression::None {
+                assert!(b.estimated_size() > 20_000);
+            }
+            let props = b.finish().unwrap();
+            // About 8 entries of ~37 bytes fit in 256 bytes.
+            assert!(
+                props.data_blocks > 100 && props.data_blocks < 200,
+                "{compression:?}: {}",
+                props.data_blocks
+            );
+            sizes.push((props.data_blocks, props.file_size));
         }
-        assert!(b.estimated_size() > 20_000);
-        let props = b.finish().unwrap();
-        // About 8 entries of ~37 bytes fit in 256 bytes.
+        assert!(sizes.iter().all(|&(blocks, _)| blocks == sizes[0].0));
         assert!(
-            props.data_blocks > 100 && props.data_blocks < 200,
-            "{}",
-            props.data_blocks
+            sizes[1].1 < sizes[0].1 && sizes[2].1 < sizes[0].1,
+            "{sizes:?}"
         );
     }
 

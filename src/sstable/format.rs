@@ -6,8 +6,9 @@
 //!                 size counts the block contents only, not its trailer
 //! block        := contents[size] trailer
 //! trailer      := type: u8, crc: fixed32                                   (5 bytes)
-//!                 type 0 = uncompressed (other values are reserved for compression)
-//!                 crc  = crc32(contents ++ type)
+//!                 type 0 = uncompressed, 1 = lz4, 2 = zstd (see compress.rs for the
+//!                 layout of compressed contents); crc = crc32(contents ++ type), over the
+//!                 contents as stored (compressed)
 //! properties   := num_entries: varint, num_deletions: varint,
 //!                 raw_key_bytes: varint, raw_value_bytes: varint,
 //!                 data_blocks: varint, min_seq: varint, max_seq: varint,
@@ -24,7 +25,9 @@
 //! - the footer's magic, version and crc are right;
 //! - a handle lies entirely before the footer (`offset + size + 5 <= file_size - 64`), so a
 //!   damaged handle can never make the reader allocate more than the file holds;
-//! - a block's crc matches before its contents are decoded;
+//! - a block's crc matches before its contents are decoded (or decompressed), and a
+//!   compressed block's uncompressed length is at most [`MAX_UNCOMPRESSED_BLOCK_LEN`] before
+//!   anything is allocated from it;
 //! - the properties block decodes exactly, with no trailing bytes, and its numbers agree with
 //!   each other (deletions <= entries, min_seq <= max_seq, smallest <= largest key).
 //!
@@ -39,10 +42,19 @@ use crate::coding::{get_u32, get_u64, put_length_prefixed, put_varint, Decoder};
 use crate::error::{Error, Result};
 use crate::fs::RandomAccessFile;
 use crate::key::{compare_internal, parse_internal_key, SeqNo};
+use crate::sstable::compress::decompress_block;
 
 // Written to disk, never renumber.
 /// Block type byte: contents stored as they are.
 pub const BLOCK_TYPE_UNCOMPRESSED: u8 = 0;
+/// Block type byte: `uncompressed_len: varint` then one LZ4 block.
+pub const BLOCK_TYPE_LZ4: u8 = 1;
+/// Block type byte: `uncompressed_len: varint` then one zstd frame.
+pub const BLOCK_TYPE_ZSTD: u8 = 2;
+/// The largest uncompressed size a compressed block may claim: 64 MiB (the default largest
+/// value) plus 1 MiB of slack for its key and block overhead. Writers store larger blocks raw;
+/// readers reject a larger claim as corruption before allocating anything for it.
+pub const MAX_UNCOMPRESSED_BLOCK_LEN: usize = (64 << 20) + (1 << 20);
 /// The table format this code writes and the only one it reads.
 pub const FORMAT_VERSION: u32 = 1;
 /// The last eight bytes before the footer crc: "STRATASS" read as a big-endian number.
@@ -108,11 +120,11 @@ pub fn block_crc(contents: &[u8], block_type: u8) -> u32 {
     hasher.finalize()
 }
 
-/// The 5-byte trailer for an uncompressed block with these contents.
-pub fn block_trailer(contents: &[u8]) -> [u8; BLOCK_TRAILER_LEN] {
+/// The 5-byte trailer for a block of `block_type` with these stored contents.
+pub fn block_trailer(contents: &[u8], block_type: u8) -> [u8; BLOCK_TRAILER_LEN] {
     let mut out = [0u8; BLOCK_TRAILER_LEN];
-    out[0] = BLOCK_TYPE_UNCOMPRESSED;
-    out[1..].copy_from_slice(&block_crc(contents, BLOCK_TYPE_UNCOMPRESSED).to_le_bytes());
+    out[0] = block_type;
+    out[1..].copy_from_slice(&block_crc(contents, block_type).to_le_bytes());
     out
 }
 
@@ -125,7 +137,8 @@ pub(crate) fn display_name(path: &Path) -> String {
 }
 
 /// Read the block at `handle`, check that it ends at or before `limit`, verify its trailer and
-/// return its contents.
+/// return its contents, decompressed as its type byte says (any block may be compressed as far
+/// as the reader is concerned; the writer compresses only data blocks).
 pub fn read_block(
     file: &dyn RandomAccessFile,
     path: &Path,
@@ -166,15 +179,8 @@ pub fn read_block(
             "block checksum mismatch",
         ));
     }
-    if block_type != BLOCK_TYPE_UNCOMPRESSED {
-        return Err(Error::corruption(
-            path,
-            handle.offset,
-            format!("unknown block type {block_type}"),
-        ));
-    }
     buf.truncate(size);
-    Ok(Bytes::from(buf))
+    decompress_block(block_type, buf, path, handle.offset)
 }
 
 /// The last 64 bytes of a table: where its metadata blocks are.

@@ -2,8 +2,9 @@
 //!
 //! Opening reads the footer, then the index, filter and properties blocks, verifies their
 //! checksums and keeps them resident in the `Table` (not in the block cache: they are needed by
-//! every lookup). Data blocks are read on demand, verified, and cached in the shared
-//! [`BlockCache`] under `(file_number, block offset)` with their size as the charge.
+//! every lookup). Data blocks are read on demand, verified, decompressed (as each block's type
+//! byte says), and cached in the shared [`BlockCache`] under `(file_number, block offset)`
+//! with their *decompressed* size as the charge, so a cache hit never decompresses.
 //!
 //! What `open` checks before serving anything (a failure is `Corruption`):
 //! - the file holds at least a footer, and the footer's magic, version and crc are right;
@@ -142,7 +143,7 @@ impl Table {
 
     /// The newest version of `user_key` with sequence number `<= seq`, if the table has one.
     /// A deletion is returned as `(ValueKind::Deletion, empty)`.
-    pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Result<Option<(ValueKind, Bytes)>> {
+    pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Result<Option<(ValueKind, SeqNo, Bytes)>> {
         if !self.may_contain(user_key) {
             return Ok(None);
         }
@@ -161,7 +162,7 @@ impl Table {
                 if parsed.user_key != user_key {
                     return Ok(None);
                 }
-                return Ok(Some((parsed.kind, it.value())));
+                return Ok(Some((parsed.kind, parsed.seq, it.value())));
             }
             index.next()?;
         }
@@ -177,9 +178,9 @@ impl Table {
         }
     }
 
-    /// Read every data block through its checksum (bypassing the cache) and check that the keys
-    /// are valid internal keys, strictly increasing, and agree with the index, filter and
-    /// properties.
+    /// Read and decompress every data block through its checksum (bypassing the cache) and
+    /// check that the keys are valid internal keys, strictly increasing, and agree with the
+    /// index, filter and properties.
     pub fn verify(&self) -> Result<()> {
         let mut index = self.index.iter();
         index.seek_to_first()?;

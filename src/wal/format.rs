@@ -27,6 +27,13 @@ pub const HEADER_LEN: usize = 9;
 // Record types, written to disk, never renumber.
 /// A record holding one whole payload.
 pub const TYPE_FULL: u8 = 1;
+/// A sync mark: payload `fixed64 offset`, a promise that every byte of the file before
+/// `offset` was made durable by a completed fsync. Written ahead of the first record after
+/// each completed fsync, claiming that fsync's range, so a mark never claims more than is
+/// true and a log always ends with a data record.
+/// Readers use marks to tell damage in the synced part of a log (corruption) from unsynced
+/// pages a power cut wrote back out of order (a tolerable tail).
+pub const TYPE_SYNC_MARK: u8 = 2;
 
 /// The largest payload a record may carry (1 GiB). Written to disk, never lower it: a reader
 /// treats a larger length as damage.
@@ -46,13 +53,18 @@ pub struct Header {
 /// The header of a record carrying `payload`; `None` if the payload exceeds
 /// [`MAX_PAYLOAD_LEN`].
 pub fn record_header(payload: &[u8]) -> Option<[u8; HEADER_LEN]> {
+    typed_record_header(payload, TYPE_FULL)
+}
+
+/// The header of a record of type `kind` carrying `payload`.
+pub fn typed_record_header(payload: &[u8], kind: u8) -> Option<[u8; HEADER_LEN]> {
     if payload.len() > MAX_PAYLOAD_LEN {
         return None;
     }
     let length = u32::try_from(payload.len()).ok()?;
     let mut header = [0u8; HEADER_LEN];
     header[4..8].copy_from_slice(&length.to_le_bytes());
-    header[8] = TYPE_FULL;
+    header[8] = kind;
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&header[CRC_COVERS_FROM..]);
     hasher.update(payload);

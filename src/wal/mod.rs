@@ -9,8 +9,8 @@
 //!   tail;
 //! - older write-ahead log segments: `Strict`, which is right only if a segment is synced before
 //!   the next one is created;
-//! - the manifest: `TruncatedTailOk`, since each edit is synced before it takes effect and only
-//!   a torn append is expected.
+//! - the manifest: `DamagedTailOk` too: each edit is synced before it takes effect, but a crash
+//!   during the append may leave its record torn or zero-filled, not only cut short.
 //!
 //! Damage anywhere but at the tail is `Corruption`: Strata never skips over damaged records to
 //! reach later ones, because the later records may depend on the lost ones.

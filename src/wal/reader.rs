@@ -2,13 +2,22 @@
 //!
 //! A crash can leave the last record of a log half written (a torn tail); damage anywhere else
 //! means bytes changed after they were acknowledged, and Strata never serves them. The two are
-//! told apart by what follows: a tail is tolerated only if no valid record starts at any later
-//! byte offset, which also catches a damaged length field that makes a middle record look
+//! told apart by what follows: a tail is tolerated if no valid record starts at any later byte
+//! offset, which also catches a damaged length field that makes a middle record look
 //! incomplete (without this check, such a flip would silently cut off every later record).
+//!
+//! One more case is a crash and not damage: a power cut may write a log's *unsynced* pages back
+//! out of order, leaving garbage followed by valid records. Sync marks (see
+//! [`TYPE_SYNC_MARK`](super::format::TYPE_SYNC_MARK)) say how far the log was fsynced; under
+//! `DamagedTailOk`, damage at or past the largest offset any mark vouches for is such an
+//! unsynced tail and is cut off (with the valid records after it, which were never durable
+//! either), while damage before it is corruption.
 
 use std::path::Path;
 
-use super::format::{decode_header, CRC_COVERS_FROM, HEADER_LEN, MAX_PAYLOAD_LEN, TYPE_FULL};
+use super::format::{
+    decode_header, CRC_COVERS_FROM, HEADER_LEN, MAX_PAYLOAD_LEN, TYPE_FULL, TYPE_SYNC_MARK,
+};
 use crate::error::{Error, Result};
 use crate::fs::FileSystem;
 
@@ -18,11 +27,14 @@ pub enum TailPolicy {
     /// Every byte must belong to a valid record: closed logs and anything already synced whole.
     Strict,
     /// A final record that runs past the end of the file is cut off; a complete record that
-    /// fails its checks is corruption. For the manifest, whose records are synced one by one.
+    /// fails its checks is corruption. Only right where a crash cannot zero-fill or garble a
+    /// tail (the manifest used it until a power cut that zero-filled an append proved
+    /// otherwise).
     TruncatedTailOk,
     /// A final record that is incomplete or fails its checks is cut off, provided no valid
-    /// record starts at any later offset. For the last write-ahead log segment, whose tail a
-    /// crash may leave torn or zero-filled.
+    /// record starts at any later offset, or the damage lies past everything the log's sync
+    /// marks vouch for (unsynced pages written back out of order). For the last write-ahead
+    /// log segment and the manifest, whose tails a crash may leave torn or zero-filled.
     DamagedTailOk,
 }
 
@@ -59,13 +71,19 @@ pub struct LogContents {
 pub fn read_log(data: &[u8], path: &Path, policy: TailPolicy) -> Result<LogContents> {
     let mut records = Vec::new();
     let mut pos = 0usize;
+    // The largest offset a sync mark vouches for: bytes before it were fsynced.
+    let mut synced_through = 0u64;
     while pos < data.len() {
         let (reason, tolerated) = match check_record(data, pos) {
-            Check::Valid { payload, end } => {
-                records.push(Record {
-                    offset: pos as u64,
-                    payload: payload.to_vec(),
-                });
+            Check::Valid { kind, payload, end } => {
+                if kind == TYPE_SYNC_MARK {
+                    synced_through = synced_through.max(sync_claim(payload));
+                } else {
+                    records.push(Record {
+                        offset: pos as u64,
+                        payload: payload.to_vec(),
+                    });
+                }
                 pos = end;
                 continue;
             }
@@ -76,11 +94,31 @@ pub fn read_log(data: &[u8], path: &Path, policy: TailPolicy) -> Result<LogConte
             return Err(Error::corruption(path, pos as u64, reason));
         }
         if let Some(next) = find_valid_record(data, pos.saturating_add(1)) {
-            return Err(Error::corruption(
-                path,
-                pos as u64,
-                format!("{reason}; damage followed by valid records (the next at offset {next})"),
-            ));
+            // Valid records after the damage. If a sync mark anywhere vouches that the damaged
+            // bytes were fsynced, this is corruption. If not, the damaged bytes were never
+            // durable: a power cut wrote unsynced pages back out of order, and the log is cut
+            // at the damage (a prefix of the writes, nothing synced lost).
+            let claimed = synced_through.max(later_sync_claims(data, next));
+            if policy != TailPolicy::DamagedTailOk || (pos as u64) < claimed {
+                return Err(Error::corruption(
+                    path,
+                    pos as u64,
+                    format!(
+                        "{reason}; damage followed by valid records (the next at offset {next})"
+                    ),
+                ));
+            }
+            return Ok(LogContents {
+                records,
+                valid_len: pos as u64,
+                tail: Some(TailDamage {
+                    offset: pos as u64,
+                    reason: format!(
+                        "{reason}; the valid records after it (from offset {next}) were never \
+                         synced and are dropped with it"
+                    ),
+                }),
+            });
         }
         return Ok(LogContents {
             records,
@@ -108,6 +146,7 @@ pub fn read_log_file(fs: &dyn FileSystem, path: &Path, policy: TailPolicy) -> Re
 
 enum Check<'a> {
     Valid {
+        kind: u8,
         payload: &'a [u8],
         end: usize,
     },
@@ -122,7 +161,7 @@ fn check_record(data: &[u8], pos: usize) -> Check<'_> {
         let left = data.len().saturating_sub(pos);
         return Check::Incomplete(format!("a record header is cut short after {left} bytes"));
     };
-    if header.kind != TYPE_FULL {
+    if header.kind != TYPE_FULL && header.kind != TYPE_SYNC_MARK {
         return Check::Damaged(format!("unknown record type {}", header.kind));
     }
     let length = header.length as usize;
@@ -137,7 +176,42 @@ fn check_record(data: &[u8], pos: usize) -> Check<'_> {
     if crc32fast::hash(covered) != header.crc {
         return Check::Damaged("record checksum mismatch".to_string());
     }
-    Check::Valid { payload, end }
+    if header.kind == TYPE_SYNC_MARK && payload.len() != 8 {
+        return Check::Damaged(format!("a sync mark of {} bytes", payload.len()));
+    }
+    Check::Valid {
+        kind: header.kind,
+        payload,
+        end,
+    }
+}
+
+/// The offset a sync mark's payload (checked to be 8 bytes) vouches for.
+fn sync_claim(payload: &[u8]) -> u64 {
+    crate::coding::get_u64(payload, 0).unwrap_or(0)
+}
+
+/// The largest claim of the sync marks among the valid records from `from` (a valid record)
+/// on. Records are walked one after another; after further damage the forward scan finds the
+/// next valid record, so the walk stays linear unless the data is damaged over and over.
+fn later_sync_claims(data: &[u8], from: usize) -> u64 {
+    let mut claimed = 0;
+    let mut pos = from;
+    while pos < data.len() {
+        match check_record(data, pos) {
+            Check::Valid { kind, payload, end } => {
+                if kind == TYPE_SYNC_MARK {
+                    claimed = claimed.max(sync_claim(payload));
+                }
+                pos = end;
+            }
+            _ => match find_valid_record(data, pos.saturating_add(1)) {
+                Some(next) => pos = next,
+                None => break,
+            },
+        }
+    }
+    claimed
 }
 
 /// For a record at `pos` with `length` payload bytes: the bytes its crc covers, its payload and
@@ -164,7 +238,7 @@ fn find_valid_record(data: &[u8], from: usize) -> Option<usize> {
             return false;
         };
         let length = header.length as usize;
-        if header.kind != TYPE_FULL || length > MAX_PAYLOAD_LEN {
+        if (header.kind != TYPE_FULL && header.kind != TYPE_SYNC_MARK) || length > MAX_PAYLOAD_LEN {
             return false;
         }
         let Some(end) = q
@@ -358,7 +432,13 @@ mod tests {
     #[test]
     fn any_flipped_byte_in_a_middle_record_is_corruption_under_every_policy() {
         let payloads = random_payloads(3, 5);
-        let (data, starts) = encode(&payloads);
+        let (mut data, starts) = encode(&payloads);
+        // A sync mark vouches that all five records were fsynced.
+        let claim = (data.len() as u64).to_le_bytes();
+        data.extend_from_slice(
+            &crate::wal::format::typed_record_header(&claim, TYPE_SYNC_MARK).unwrap(),
+        );
+        data.extend_from_slice(&claim);
         let victim = 2;
         for i in starts[victim]..starts[victim + 1] {
             for bit in [0x01u8, 0x80, 0xff] {
@@ -374,6 +454,73 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn damage_past_every_sync_mark_is_an_unsynced_tail_even_with_valid_records_after_it() {
+        // Two records synced (vouched for by a mark written with the next sync), then three
+        // unsynced ones of which a power cut garbled the first.
+        let payloads = random_payloads(9, 5);
+        let (records, starts) = encode(&payloads);
+        let synced = starts[2];
+        let claim = (synced as u64).to_le_bytes();
+        let mut data = records[..synced].to_vec();
+        data.extend_from_slice(
+            &crate::wal::format::typed_record_header(&claim, TYPE_SYNC_MARK).unwrap(),
+        );
+        data.extend_from_slice(&claim);
+        let damaged_at = data.len();
+        data.extend_from_slice(&records[synced..]);
+        data[damaged_at + 2] ^= 0xff; // the crc of the first unsynced record
+        let contents = read_log(&data, &path(), TailPolicy::DamagedTailOk).unwrap();
+        assert_eq!(payloads_of(&contents), payloads[..2].to_vec());
+        assert_eq!(
+            contents.tail.as_ref().map(|t| t.offset),
+            Some(damaged_at as u64)
+        );
+        for policy in [TailPolicy::Strict, TailPolicy::TruncatedTailOk] {
+            assert!(read_log(&data, &path(), policy)
+                .unwrap_err()
+                .is_corruption());
+        }
+        // Damage inside the vouched-for prefix is corruption, whatever follows.
+        let mut early = data.clone();
+        early[starts[1] + 2] ^= 0xff; // the crc of the second synced record
+        assert!(read_log(&early, &path(), TailPolicy::DamagedTailOk)
+            .unwrap_err()
+            .is_corruption());
+    }
+
+    #[test]
+    fn the_writer_vouches_for_each_completed_sync_and_readers_skip_the_marks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000001.log");
+        let file = crate::fs::FileSystem::create(&crate::fs::RealFs, &path).unwrap();
+        let mut w = crate::wal::LogWriter::new(file, path.clone());
+        w.add_record(b"one").unwrap();
+        w.sync().unwrap();
+        w.add_record(b"two").unwrap();
+        w.sync().unwrap(); // "three" will be preceded by marks vouching for "one" and "two"
+        w.add_record(b"three").unwrap();
+        w.flush().unwrap();
+        let data = std::fs::read(&path).unwrap();
+        let contents = read_log(&data, &path, TailPolicy::Strict).unwrap();
+        assert_eq!(
+            payloads_of(&contents),
+            vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+        );
+        // "one" is vouched for: damaging it is corruption even though records follow.
+        let mut damaged = data.clone();
+        damaged[HEADER_LEN] ^= 0xff;
+        assert!(read_log(&damaged, &path, TailPolicy::DamagedTailOk)
+            .unwrap_err()
+            .is_corruption());
+        // "three" was never synced: damaging it is a tail.
+        let mut tail = data.clone();
+        let last = tail.len() - 1;
+        tail[last] ^= 0xff;
+        let contents = read_log(&tail, &path, TailPolicy::DamagedTailOk).unwrap();
+        assert_eq!(contents.records.len(), 2);
     }
 
     #[test]
@@ -432,6 +579,12 @@ mod tests {
     fn a_damaged_length_that_overruns_the_file_is_caught_when_records_follow() {
         let payloads = random_payloads(6, 4);
         let (mut data, starts) = encode(&payloads);
+        // A sync mark vouches for all four records: damage among them is corruption.
+        let claim = (data.len() as u64).to_le_bytes();
+        data.extend_from_slice(
+            &crate::wal::format::typed_record_header(&claim, TYPE_SYNC_MARK).unwrap(),
+        );
+        data.extend_from_slice(&claim);
         data[starts[1] + 6] = 0x10; // length grows by about 1 MiB, past the end of the file
         for policy in POLICIES {
             let err = read_log(&data, &path(), policy).unwrap_err();
@@ -455,8 +608,8 @@ mod tests {
         let mut too_long = data.clone();
         too_long[4..8].copy_from_slice(&(MAX_PAYLOAD_LEN as u32 + 1).to_le_bytes());
         let mut bad_type = data.clone();
-        bad_type[8] = 2;
-        for (bytes, needle) in [(too_long, "exceeds"), (bad_type, "type 2")] {
+        bad_type[8] = 7;
+        for (bytes, needle) in [(too_long, "exceeds"), (bad_type, "type 7")] {
             let contents = read_log(&bytes, &path(), TailPolicy::DamagedTailOk).unwrap();
             assert!(contents.tail.unwrap().reason.contains(needle));
             let err = read_log(&bytes, &path(), TailPolicy::TruncatedTailOk).unwrap_err();

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::format::{record_header, HEADER_LEN, MAX_PAYLOAD_LEN};
+use super::format::{typed_record_header, HEADER_LEN, MAX_PAYLOAD_LEN, TYPE_FULL, TYPE_SYNC_MARK};
 use crate::error::{Error, Result};
 use crate::fs::WritableFile;
 
@@ -23,6 +23,10 @@ pub struct LogWriter {
     size: u64,
     buf: Vec<u8>,
     failed: bool,
+    /// Every byte before this offset was made durable by a completed fsync.
+    synced: u64,
+    /// The largest offset a sync mark in the file claims so far.
+    marked: u64,
 }
 
 impl fmt::Debug for LogWriter {
@@ -44,6 +48,8 @@ impl LogWriter {
             size: 0,
             buf: Vec::new(),
             failed: false,
+            synced: 0,
+            marked: 0,
         }
     }
 
@@ -51,7 +57,18 @@ impl LogWriter {
     /// [`sync`](Self::sync)). A payload over 1 GiB is an `InvalidArgument` error.
     pub fn add_record(&mut self, payload: &[u8]) -> Result<()> {
         self.check_usable()?;
-        let Some(header) = record_header(payload) else {
+        if self.synced > self.marked {
+            // Vouch for what the last completed fsync made durable (see TYPE_SYNC_MARK),
+            // ahead of the first record after it, so the log always ends with data.
+            let claim = self.synced.to_le_bytes();
+            self.append_typed(&claim, TYPE_SYNC_MARK)?;
+            self.marked = self.synced;
+        }
+        self.append_typed(payload, TYPE_FULL)
+    }
+
+    fn append_typed(&mut self, payload: &[u8], kind: u8) -> Result<()> {
+        let Some(header) = typed_record_header(payload, kind) else {
             return Err(Error::InvalidArgument(format!(
                 "a log record of {} bytes exceeds the maximum of {MAX_PAYLOAD_LEN} bytes",
                 payload.len()
@@ -85,7 +102,9 @@ impl LogWriter {
     /// Make appended records durable: they survive a power cut.
     pub fn sync(&mut self) -> Result<()> {
         self.check_usable()?;
-        self.file.sync().map_err(|e| self.fail("syncing", e))
+        self.file.sync().map_err(|e| self.fail("syncing", e))?;
+        self.synced = self.size;
+        Ok(())
     }
 
     /// Bytes appended so far (header and payload of every record).
@@ -160,7 +179,10 @@ mod tests {
         writer.flush().unwrap();
         let appends = file.appends.lock().unwrap().clone();
         assert_eq!(appends.len(), 2);
-        assert_eq!(appends[0][..HEADER_LEN], record_header(b"hello").unwrap());
+        assert_eq!(
+            appends[0][..HEADER_LEN],
+            super::super::format::record_header(b"hello").unwrap()
+        );
         assert_eq!(&appends[0][HEADER_LEN..], b"hello");
         assert_eq!(appends[1].len(), HEADER_LEN);
         assert_eq!(writer.size(), (2 * HEADER_LEN + 5) as u64);

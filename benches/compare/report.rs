@@ -1,0 +1,667 @@
+//! Medians, ratios and the markdown: the results tables, and the whole BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::workloads::{describe, Params, KEY_LEN, WORKLOADS};
+use crate::{Args, Collected};
+
+pub struct Report<'a> {
+    args: &'a Args,
+    p: Params,
+    pub engines: Vec<String>,
+    pub workloads: Vec<String>,
+    c: &'a Collected,
+}
+
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// 1000000 -> "1,000,000".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// 483k, 1.36M, 9.6k, 950.
+pub fn fmt_ops(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e4 {
+        format!("{:.0}k", x / 1e3)
+    } else if x >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+fn mib(x: f64) -> String {
+    format!("{:.0}", x / (1024.0 * 1024.0))
+}
+
+fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    x.map(f).unwrap_or_else(|| "–".into())
+}
+
+/// Display name of an engine.
+pub fn title(engine: &str) -> &str {
+    match engine {
+        "strata" => "Strata",
+        "sqlite" => "SQLite",
+        "rocksdb" => "RocksDB",
+        other => other,
+    }
+}
+
+impl<'a> Report<'a> {
+    pub fn new(args: &'a Args, c: &'a Collected) -> Report<'a> {
+        let workloads = args.workloads();
+        Report {
+            args,
+            p: args.params(),
+            engines: args.engines(),
+            workloads: WORKLOADS
+                .iter()
+                .filter(|w| workloads.iter().any(|x| x == *w))
+                .map(|w| w.to_string())
+                .collect(),
+            c,
+        }
+    }
+
+    fn machine(&self, key: &str) -> &str {
+        self.c.machine.get(key).map(String::as_str).unwrap_or("?")
+    }
+
+    pub fn ops(&self, engine: &str, workload: &str) -> Option<f64> {
+        self.c
+            .ops
+            .get(&(engine.to_string(), workload.to_string()))
+            .and_then(|v| median(v))
+    }
+
+    fn metric(&self, engine: &str, workload: &str, name: &str) -> Option<f64> {
+        self.c
+            .metrics
+            .get(&(engine.to_string(), workload.to_string(), name.to_string()))
+            .and_then(|v| median(v))
+    }
+
+    fn peers(&self) -> Vec<&String> {
+        self.engines.iter().filter(|e| *e != "strata").collect()
+    }
+
+    fn has_strata(&self) -> bool {
+        self.engines.iter().any(|e| e == "strata")
+    }
+
+    fn best_peer(&self, workload: &str) -> Option<(&str, f64)> {
+        self.peers()
+            .into_iter()
+            .filter_map(|e| self.ops(e, workload).map(|x| (e.as_str(), x)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    fn live_bytes(&self) -> f64 {
+        (self.p.num * (KEY_LEN + self.p.value_size) as u64) as f64
+    }
+
+    pub fn runs(&self) -> usize {
+        self.args.runs.max(1)
+    }
+
+    #[cfg_attr(not(feature = "chart"), allow(dead_code))]
+    pub fn num(&self) -> u64 {
+        self.p.num
+    }
+
+    /// The medians table with the ratio column.
+    fn medians_table(&self, out: &mut String) {
+        let ratio = self.has_strata() && !self.peers().is_empty();
+        let _ = write!(out, "| workload |");
+        for e in &self.engines {
+            let _ = write!(out, " {} |", title(e));
+        }
+        if ratio {
+            let _ = write!(out, " best peer | Strata / best peer |");
+        }
+        out.push('\n');
+        let _ = write!(out, "|---|");
+        for _ in &self.engines {
+            out.push_str("---:|");
+        }
+        if ratio {
+            out.push_str("---|---:|");
+        }
+        out.push('\n');
+        for w in &self.workloads {
+            let _ = write!(out, "| {} |", describe(w));
+            for e in &self.engines {
+                let _ = write!(out, " {} |", opt(self.ops(e, w), fmt_ops));
+            }
+            if ratio {
+                match (self.ops("strata", w), self.best_peer(w)) {
+                    (Some(s), Some((name, best))) => {
+                        let _ = write!(out, " {} | **{:.2}x** |", title(name), s / best);
+                    }
+                    _ => out.push_str(" – | – |"),
+                }
+            }
+            out.push('\n');
+        }
+    }
+
+    /// Strata divided by each peer.
+    fn ratios_table(&self, out: &mut String) {
+        let peers = self.peers();
+        if !self.has_strata() || peers.is_empty() {
+            return;
+        }
+        out.push_str("| workload |");
+        for e in &peers {
+            let _ = write!(out, " Strata / {} |", title(e));
+        }
+        out.push_str("\n|---|");
+        for _ in &peers {
+            out.push_str("---:|");
+        }
+        out.push('\n');
+        for w in &self.workloads {
+            let _ = write!(out, "| {} |", describe(w));
+            for e in &peers {
+                let cell = match (self.ops("strata", w), self.ops(e, w)) {
+                    (Some(s), Some(x)) => format!("{:.2}x", s / x),
+                    _ => "–".into(),
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            out.push('\n');
+        }
+    }
+
+    /// Every run's figure, to judge the noise.
+    fn runs_table(&self, out: &mut String) {
+        out.push_str("| workload |");
+        for e in &self.engines {
+            let _ = write!(out, " {} |", title(e));
+        }
+        out.push_str("\n|---|");
+        for _ in &self.engines {
+            out.push_str("---:|");
+        }
+        out.push('\n');
+        for w in &self.workloads {
+            let _ = write!(out, "| {} |", describe(w));
+            for e in &self.engines {
+                let cell = match self.c.ops.get(&(e.clone(), w.clone())) {
+                    Some(v) => {
+                        let mut cell = v
+                            .iter()
+                            .map(|x| fmt_ops(*x))
+                            .collect::<Vec<_>>()
+                            .join(" / ");
+                        let (lo, hi) = v
+                            .iter()
+                            .fold((f64::MAX, 0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+                        if v.len() > 1 && lo > 0.0 {
+                            let _ =
+                                write!(cell, " (±{:.0}%)", 50.0 * (hi - lo) / ((hi + lo) / 2.0));
+                        }
+                        cell
+                    }
+                    None => "–".into(),
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            out.push('\n');
+        }
+    }
+
+    /// Write amplification, size on disk, peak RSS.
+    fn resources_table(&self, out: &mut String) {
+        let has = |w: &str| self.workloads.iter().any(|x| x == w);
+        out.push_str(
+            "| engine | write amp fillrandom | write amp overwrite | size after fillrandom (MiB) \
+             | size after overwrite (MiB) | space amp after overwrite | peak RSS fillrandom (MiB) \
+             | peak RSS overwrite (MiB) | peak RSS whole run (MiB) |\n",
+        );
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        let live = self.live_bytes();
+        for e in &self.engines {
+            let wamp = |w: &str| {
+                if !has(w) {
+                    return None;
+                }
+                Some(self.metric(e, w, "write_bytes")? / self.metric(e, w, "user_bytes")?)
+            };
+            let size = |w: &str| {
+                if has(w) {
+                    self.metric(e, w, "size_bytes")
+                } else {
+                    None
+                }
+            };
+            let rss = |w: &str| {
+                if has(w) || w == "_process" {
+                    self.metric(e, w, "rss_peak_bytes")
+                } else {
+                    None
+                }
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                title(e),
+                opt(wamp("fillrandom"), |x| format!("{x:.2}")),
+                opt(wamp("overwrite"), |x| format!("{x:.2}")),
+                opt(size("fillrandom"), mib),
+                opt(size("overwrite"), mib),
+                opt(size("overwrite"), |x| format!("{:.2}", x / live)),
+                opt(rss("fillrandom"), mib),
+                opt(rss("overwrite"), mib),
+                opt(rss("_process"), mib),
+            );
+        }
+    }
+
+    /// Work an engine defers past the timed loop: the flush after it and the close.
+    fn deferred_table(&self, out: &mut String) {
+        out.push_str(
+            "| engine | fillrandom: flush (s) | fillrandom: close (s) | fillrandom incl. flush (ops/s) \
+             | overwrite: flush (s) | overwrite incl. flush (ops/s) | readwhilewriting: writer puts/s |\n",
+        );
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+        for e in &self.engines {
+            let with_flush = |w: &str| {
+                let r = self.ops(e, w)?;
+                let f = self.metric(e, w, "flush_secs")?;
+                let secs = self.p.num as f64 / r;
+                Some(self.p.num as f64 / (secs + f))
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                title(e),
+                opt(self.metric(e, "fillrandom", "flush_secs"), |x| format!(
+                    "{x:.2}"
+                )),
+                opt(self.metric(e, "fillrandom", "close_secs"), |x| format!(
+                    "{x:.2}"
+                )),
+                opt(with_flush("fillrandom"), fmt_ops),
+                opt(self.metric(e, "overwrite", "flush_secs"), |x| format!(
+                    "{x:.2}"
+                )),
+                opt(with_flush("overwrite"), fmt_ops),
+                opt(
+                    self.metric(e, "readwhilewriting", "writes_per_sec"),
+                    fmt_ops
+                ),
+            );
+        }
+    }
+
+    fn errors(&self, out: &mut String) {
+        if self.c.errors.is_empty() {
+            return;
+        }
+        out.push_str("\n**Failures** (their cells are missing above):\n\n");
+        for e in &self.c.errors {
+            let _ = writeln!(out, "- {e}");
+        }
+    }
+
+    /// The results alone (printed at the end of every run).
+    pub fn results_markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "ops/s, medians of {} run(s), {} keys, {}-byte values\n",
+            self.runs(),
+            thousands(self.p.num),
+            self.p.value_size
+        );
+        self.medians_table(&mut out);
+        if self.has_strata() && !self.peers().is_empty() {
+            out.push('\n');
+            self.ratios_table(&mut out);
+        }
+        out.push('\n');
+        self.resources_table(&mut out);
+        out.push('\n');
+        self.deferred_table(&mut out);
+        self.errors(&mut out);
+        out
+    }
+
+    /// The command that reproduces this run.
+    fn command(&self) -> String {
+        let mut cmd = String::from("cargo bench --bench compare");
+        if !self.c.features.is_empty() {
+            let _ = write!(cmd, " --features {}", self.c.features.join(","));
+        }
+        if !self.c.argv.is_empty() {
+            cmd.push_str(" --");
+            for a in &self.c.argv {
+                let _ = write!(cmd, " {a}");
+            }
+        }
+        cmd
+    }
+
+    /// The whole BENCHMARKS.md.
+    pub fn document(&self) -> String {
+        let mut d = String::new();
+        let runs = self.runs();
+        let date = self.machine("date");
+        let commit = self.machine("commit");
+        let dirty = self.machine("dirty") == "true";
+        let _ = writeln!(d, "# Benchmarks: Strata side by side with its peers\n");
+        let _ = writeln!(
+            d,
+            "Regenerate this file, the chart and the raw results with one command (about {:.0} \
+             minutes on this machine; add `rocksdb` to the features once RocksDB builds, see \
+             below):\n",
+            (self.c.elapsed_secs / 60.0).round()
+        );
+        let _ = writeln!(d, "```sh\n{}\n```\n", self.command());
+        let _ = writeln!(
+            d,
+            "Strata's compaction (issue 3) is being written while these figures are taken, so \
+             Strata's numbers will move: re-run the command after each change to the engine. \
+             Everything below was produced by that command (`benches/compare.rs`) on {date}, \
+             from commit `{commit}`{}; nothing here is copied from elsewhere. To change only \
+             the text around the figures, `cargo bench --bench compare --features chart -- --replay \
+             docs/bench-results.tsv --markdown BENCHMARKS.md --svg docs/bench.svg` re-renders \
+             them from the saved raw results without measuring again. Options: `--engines \
+             strata,fjall`, `--benchmarks fillrandom,readrandom` (names: {}), `--num`, \
+             `--reads`, `--runs`; `-- --help` lists them all.\n",
+            if dirty {
+                " plus uncommitted changes"
+            } else {
+                ""
+            },
+            WORKLOADS.join(", ")
+        );
+
+        // Machine.
+        let _ = writeln!(d, "## Machine\n");
+        let _ = writeln!(
+            d,
+            "- `nproc`: {} ({})",
+            self.machine("nproc"),
+            self.machine("cpu")
+        );
+        let _ = writeln!(
+            d,
+            "- kernel {}; databases on {}",
+            self.machine("kernel"),
+            self.machine("fs")
+        );
+        let _ = writeln!(d, "- {}", self.machine("rustc"));
+        let (lo, hi) = self
+            .c
+            .loads
+            .iter()
+            .fold((f64::MAX, 0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        if !self.c.loads.is_empty() {
+            let _ = writeln!(
+                d,
+                "- 1-minute load average when each engine's process started: {lo:.2} to {hi:.2} \
+                 (other work on the 2 cores shows up here)"
+            );
+        }
+        let _ = writeln!(
+            d,
+            "- whole run: {:.0} minutes\n",
+            self.c.elapsed_secs / 60.0
+        );
+        let _ = writeln!(d, "```\n$ free -g\n{}\n```\n", self.machine("free"));
+
+        // Versions.
+        let _ = writeln!(d, "## Engines\n");
+        let _ = writeln!(d, "| engine | crate | notes |\n|---|---|---|");
+        let ver = |name: &str| {
+            self.c
+                .machine
+                .get(&format!("version {name}"))
+                .cloned()
+                .unwrap_or_else(|| "?".into())
+        };
+        let _ = writeln!(
+            d,
+            "| Strata | strata {} (this repository) | LSM tree |",
+            ver("strata")
+        );
+        let _ = writeln!(
+            d,
+            "| fjall | fjall {} (lsm-tree {}) | LSM tree, Rust |",
+            ver("fjall"),
+            ver("lsm-tree")
+        );
+        let _ = writeln!(
+            d,
+            "| redb | redb {} | copy-on-write B-tree, Rust |",
+            ver("redb")
+        );
+        let _ = writeln!(
+            d,
+            "| sled | sled {} | Bw-tree-like log-structured tree, Rust |",
+            ver("sled")
+        );
+        let _ = writeln!(
+            d,
+            "| SQLite | rusqlite {} (libsqlite3-sys {}, bundled SQLite {}) | B-tree, C |",
+            ver("rusqlite"),
+            ver("libsqlite3-sys"),
+            self.machine("sqlite")
+        );
+        let _ = writeln!(
+            d,
+            "| RocksDB | rocksdb {} (librocksdb-sys {}) | LSM tree, C++; {} |\n",
+            ver("rocksdb"),
+            ver("librocksdb-sys"),
+            if self.engines.iter().any(|e| e == "rocksdb") {
+                "measured here"
+            } else {
+                "**not in this run** (feature `rocksdb` off)"
+            }
+        );
+        d.push_str(CONFIGURATION);
+        let _ = writeln!(
+            d,
+            "\n## Workloads\n\n{} keys of {} bytes (16 decimal digits), values of {} random \
+             (incompressible) bytes; {} operations for readrandom, readmissing, seekrandom and \
+             readwhilewriting; fillsync writes {} keys with 1 thread and {} with 8 threads; \
+             fillbatch puts {} keys per batch; readwhilewriting runs {} threads (one writer).\n",
+            thousands(self.p.num),
+            KEY_LEN,
+            self.p.value_size,
+            thousands(self.p.reads),
+            thousands(self.p.sync_num),
+            thousands(self.p.sync_num / 8 * 8),
+            thousands(self.p.batch_size as u64),
+            self.p.rww_threads,
+        );
+        d.push_str(WORKLOAD_TEXT);
+
+        // Results.
+        let _ = writeln!(
+            d,
+            "\n## Results: ops/s, medians of {runs} run{}\n",
+            if runs == 1 { "" } else { "s" }
+        );
+        self.medians_table(&mut d);
+        if let Some(svg) = &self.args.svg {
+            let rel = relative_to_markdown(svg, self.args.markdown.as_deref());
+            let _ = writeln!(d, "\n![Strata against the peers, ops/s, log scale]({rel})");
+        }
+        if self.has_strata() && !self.peers().is_empty() {
+            d.push_str("\n### Strata / each peer (above 1 means Strata is faster)\n\n");
+            self.ratios_table(&mut d);
+        }
+        d.push_str("\n### Every run (and half the spread between runs, ±)\n\n");
+        self.runs_table(&mut d);
+        d.push_str(
+            "\n## Write amplification, size on disk, memory\n\n\
+             Write amplification is the bytes the engine's process wrote to disk (`write_bytes` \
+             minus `cancelled_write_bytes` of `/proc/self/io`, from before opening the database \
+             to after closing it, flush included) divided by the bytes of keys and values the \
+             workload put. Size is what the database directory occupies on disk after close \
+             (allocated blocks); space amplification divides it by the live data (every key \
+             once). Peak RSS is VmHWM of the engine's own process, reset at the start of each \
+             workload.\n\n",
+        );
+        self.resources_table(&mut d);
+        d.push_str(
+            "\n### Work left after the timed loop\n\n\
+             The write workloads time the operations alone (as db_bench does); then the harness \
+             flushes (memtable to a table file, or dirty pages to the file, made durable) and \
+             closes, timed separately. An engine that buffers more in memory looks faster in \
+             the timed loop and pays here.\n\n",
+        );
+        self.deferred_table(&mut d);
+        self.errors(&mut d);
+        d.push_str(CAVEATS);
+        d
+    }
+}
+
+fn relative_to_markdown(svg: &Path, markdown: Option<&Path>) -> String {
+    let base = markdown
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty());
+    match base.and_then(|b| svg.strip_prefix(b).ok()) {
+        Some(rel) => rel.display().to_string(),
+        None => svg.display().to_string(),
+    }
+}
+
+const CONFIGURATION: &str = "## Configuration: the same meaning for every engine
+
+Every engine runs in its own child process (the harness re-executes itself), so its peak RSS
+and its `/proc/self/io` counters are its own. All engines get the same operations in the same
+order (deterministic generators), through the same trait (`benches/compare/engines.rs`).
+
+- **Durability.** No write is fsynced except in fillsync, where every write is fsynced before
+  it returns:
+  - Strata: `Durability::NoSync` (the WAL record is handed to the OS with `write`, no fsync);
+    fillsync uses `WriteOptions::sync()` (fdatasync of the WAL, group commit across threads).
+  - fjall: default writes (journal buffered, no fsync); fillsync calls
+    `Database::persist(PersistMode::SyncData)` (fdatasync) after each insert.
+  - redb: one write transaction per put or delete, committed with `Durability::None`;
+    fillsync commits with `Durability::Immediate` (fdatasync). Its flush is an empty
+    `Immediate` commit.
+  - sled: default (`flush_every_ms` 500, no fsync per write); fillsync calls `Db::flush()`
+    after each insert.
+  - SQLite: WAL journal mode, one autocommit transaction per put or delete,
+    `synchronous=OFF`; fillsync uses connections with `synchronous=FULL`. Its flush is
+    `PRAGMA wal_checkpoint(TRUNCATE)`.
+  - RocksDB: `WriteOptions::set_sync(false)`, WAL on; fillsync `set_sync(true)`.
+- **Cache: 64 MiB** for everyone: Strata `block_cache_capacity`, fjall `cache_size`, redb
+  `set_cache_size`, sled `cache_capacity`, SQLite `PRAGMA cache_size=-65536` (per
+  connection), RocksDB an LRU block cache. Memtables keep their defaults (64 MiB for Strata,
+  fjall and RocksDB).
+- **Filters and compression.** Strata: bloom filters of 10 bits per key, no compression.
+  RocksDB: bloom filter of 10 bits per key, built without compression libraries
+  (`default-features = false`, compression set to none). fjall: its defaults (4 KiB blocks,
+  bloom filters at a 0.01% false-positive rate in L0 and 10 bits per key below, no
+  compression in L0 and L1 and LZ4 below). The values are random and do not compress; the
+  keys do a little.
+- **Transactions.** redb and SQLite run one transaction per write outside fillbatch, where
+  each batch of 1,000 puts is one transaction (Strata, fjall, sled and RocksDB use their
+  atomic write batches).
+- **Reads** go through each engine's normal read path with one read transaction (redb) or
+  statement (SQLite) per operation; scans read every key and value.
+- **Multi-threaded workloads** share one open database; SQLite, whose connections are not
+  shareable, gives each thread its own connection (and so its own 64 MiB cache).
+";
+
+const WORKLOAD_TEXT: &str = "In the order a child runs them (db_bench names):
+
+- **fillseq**: put every key in ascending order into a new database.
+- **fillrandom**: put every key once, in a random order, into a new database (kept for the
+  workloads below).
+- **overwrite**: reopen it and put every key again in another random order.
+- **fillsync**, **fillsync8**: put keys into a new database, fsyncing each write; 1 thread,
+  then 8 threads (each its own keys): with group commit the 8-thread figure can be several
+  times higher.
+- **fillbatch**: put every key in ascending order, 1,000 puts per atomic batch; reported per
+  put.
+- **readrandom**: reopen the database of overwrite and get random keys (all present).
+- **readmissing**: get random keys that are absent but sort among the present ones (the key
+  with its last digit turned into a letter).
+- **readseq**: scan the whole database in key order (ops = entries read).
+- **seekrandom**: seek to a random key and read it and the 10 entries after it (ops = seeks).
+- **readwhilewriting**: readers get random keys while one thread overwrites random keys
+  as fast as it can; ops/s counts the reads.
+- **deleterandom**: delete every key once, in a random order.
+
+The write workloads time the operations only; the flush and the close after them are timed
+separately (below). The reads run right after a reopen, so an LSM may still be compacting in
+the background while they run, as it would in production. The data (a little over 100 MiB
+per million keys) fits in the OS page cache, so the reads measure the engines' CPU work and
+caching, not the disk.
+";
+
+const CAVEATS: &str = "
+## How to read these figures
+
+- Two cores: background flushes and compactions compete with the foreground threads, and
+  any other process on the machine shows in the load average above. Differences within the
+  run-to-run spread are noise.
+- The durability meanings match (no fsync per write), but not the guarantee on a *process*
+  crash: Strata, SQLite and RocksDB hand every write to the OS, while fjall and sled buffer
+  writes in their own memory for a while, and redb keeps `Durability::None` commits in its
+  own memory until a durable commit, so those three can lose recent writes if the process
+  dies. That makes their write paths cheaper than Strata's.
+- The fsync in fillsync is not the same call everywhere: Strata, fjall (`SyncData`), redb
+  and RocksDB use `fdatasync`; SQLite as bundled by libsqlite3-sys (built without
+  `HAVE_FDATASYNC`) calls `fsync`, which also writes the file's metadata; sled 0.34 on Linux
+  writes its log with `sync_file_range`, which waits for the data to reach the device but
+  flushes neither the file's metadata nor the device's write cache: a weaker and cheaper
+  promise than the others'.
+- redb keeps every page of its last durable state until the next durable commit, so a long
+  run of `Durability::None` commits over existing data (overwrite) holds old and new pages
+  side by side and its file grows; committing durably now and then would shrink it, at
+  the price of an fsync.
+- sled's `insert` returns the previous value, so every put is also a read; redb and SQLite
+  pay a full transaction per write by design: the comparison is of the engines as they are
+  normally used, not of equal algorithms.
+- The write-amplification counters see everything the process wrote, including the WAL or
+  journal, and nothing that was still only in the page cache when a file was deleted.
+  Linux counts a page when it becomes dirty: a page rewritten again and again before the
+  kernel writes it back counts once. Append-only files (Strata's and fjall's logs and
+  tables) are counted in full, while engines that rewrite pages in place without fsync
+  (SQLite's reused WAL file and its B-tree, redb) are credited with what the page cache
+  coalesces; with 24 GiB of memory and no fsync that is a lot, so their write
+  amplification here is a lower bound. Compaction still pending at close is not counted
+  (an engine that left more of it pending looks better); the deferred-work table shows the
+  flush and close times.
+- readwhilewriting uses more threads than there are cores: the writer and the readers
+  compete for the CPU, so it measures read throughput under write pressure, not scaling.
+- RocksDB needs `apt-get install -y libclang-dev` and a C++ build of 20 minutes or more on
+  2 cores: `cargo bench --bench compare --features peers,rocksdb -- ...`. Give it its own
+  target directory (`CARGO_TARGET_DIR=/some/dir cargo bench ...`) so that the long build
+  does not hold the shared `target/` lock, and keep other work off the machine while
+  measuring.
+";
