@@ -131,12 +131,16 @@ impl Memtable {
             pos: 0,
             forward: true,
             key: Vec::new(),
+            chunk: FIRST_CHUNK,
         }
     }
 }
 
 /// How many entries a memtable iterator copies out of the skiplist per refill: each refill is
-/// one O(log n) skiplist seek, amortized over the chunk.
+/// one O(log n) skiplist seek, amortized over the chunk. The first refill after a seek is
+/// small (a seek is often followed by a few steps only); each refill in the same direction
+/// doubles up to the maximum, so a long scan pays one skiplist seek per `CHUNK` entries.
+const FIRST_CHUNK: usize = 8;
 const CHUNK: usize = 64;
 
 /// A cursor over a memtable. It holds the memtable alive and reads it in chunks, so it needs
@@ -149,23 +153,36 @@ pub struct MemtableIter {
     forward: bool,
     /// Encoded internal key of the current entry.
     key: Vec<u8>,
+    /// Entries to copy at the next refill.
+    chunk: usize,
 }
 
 impl MemtableIter {
-    fn fill_forward(&mut self, from: Bound<&MemKey>) {
+    /// Refill with the entries after `from`; `seek` restarts the chunk size.
+    fn fill_forward(&mut self, from: Bound<&MemKey>, seek: bool) {
+        self.chunk = if self.forward && !seek {
+            (self.chunk * 2).min(CHUNK)
+        } else {
+            FIRST_CHUNK
+        };
         self.buf.clear();
         self.pos = 0;
         self.forward = true;
         let range = self.mem.map.range((from, Bound::Unbounded));
         self.buf.extend(
             range
-                .take(CHUNK)
+                .take(self.chunk)
                 .map(|e| (e.key().clone(), e.value().clone())),
         );
         self.update_key();
     }
 
-    fn fill_backward(&mut self, from: Bound<&MemKey>) {
+    fn fill_backward(&mut self, from: Bound<&MemKey>, seek: bool) {
+        self.chunk = if !self.forward && !seek {
+            (self.chunk * 2).min(CHUNK)
+        } else {
+            FIRST_CHUNK
+        };
         self.buf.clear();
         self.pos = 0;
         self.forward = false;
@@ -173,7 +190,7 @@ impl MemtableIter {
         self.buf.extend(
             range
                 .rev()
-                .take(CHUNK)
+                .take(self.chunk)
                 .map(|e| (e.key().clone(), e.value().clone())),
         );
         self.update_key();
@@ -215,24 +232,24 @@ impl InternalIterator for MemtableIter {
     }
 
     fn seek_to_first(&mut self) -> Result<()> {
-        self.fill_forward(Bound::Unbounded);
+        self.fill_forward(Bound::Unbounded, true);
         Ok(())
     }
 
     fn seek_to_last(&mut self) -> Result<()> {
-        self.fill_backward(Bound::Unbounded);
+        self.fill_backward(Bound::Unbounded, true);
         Ok(())
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
         let k = memkey_of(target);
-        self.fill_forward(Bound::Included(&k));
+        self.fill_forward(Bound::Included(&k), true);
         Ok(())
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
         let k = memkey_of(target);
-        self.fill_backward(Bound::Included(&k));
+        self.fill_backward(Bound::Included(&k), true);
         Ok(())
     }
 
@@ -244,7 +261,7 @@ impl InternalIterator for MemtableIter {
             self.pos += 1;
             self.update_key();
         } else {
-            self.fill_forward(Bound::Excluded(&cur));
+            self.fill_forward(Bound::Excluded(&cur), false);
         }
         Ok(())
     }
@@ -257,7 +274,7 @@ impl InternalIterator for MemtableIter {
             self.pos += 1;
             self.update_key();
         } else {
-            self.fill_backward(Bound::Excluded(&cur));
+            self.fill_backward(Bound::Excluded(&cur), false);
         }
         Ok(())
     }
