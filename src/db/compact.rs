@@ -51,8 +51,11 @@ fn pick_range_del_compaction(version: &Version, oldest_visible: SeqNo) -> Option
             } else {
                 version.overlapping(output_level, smallest, largest)
             };
-            let bottommost = (output_level + 1..NUM_LEVELS)
-                .all(|l| version.overlapping(l, smallest, largest).is_empty());
+            // A level-0 table rewritten alone is never bottommost: older level-0 tables may
+            // hold values its point deletions hide (found by the I/O-error sweep).
+            let bottommost = output_level != 0
+                && (output_level + 1..NUM_LEVELS)
+                    .all(|l| version.overlapping(l, smallest, largest).is_empty());
             return Some(Compaction {
                 level,
                 output_level,
