@@ -42,7 +42,7 @@ fn run(seed: u64) -> Result<(), String> {
     for i in 0..100 {
         let key = format!("k{i:03}").into_bytes();
         let value = vec![b'v'; 200];
-        let ops: Vec<Op> = vec![(key.clone(), Some(value.clone()))];
+        let ops: Vec<Op> = vec![Op::Put(key.clone(), value.clone())];
         let mut batch = WriteBatch::new();
         batch.put(&key, &value);
         let sync = i == 0;

@@ -1,8 +1,8 @@
-//! Crash-point sweep: run a deterministic workload (puts, deletes, batches, sync and no-sync
-//! writes, reads, flushes, reopens) on a simulated file system, count its file operations, then
-//! for every k-th operation replay the workload with the disk dying at that operation, crash
-//! in each mode of `SWEPT_MODES`, reopen, and check the contract (see `common/contract.rs`) against what
-//! the workload saw acknowledged.
+//! Crash-point sweep: run a deterministic workload (puts, deletes, range deletes, batches, sync
+//! and no-sync writes, reads, flushes, compactions, reopens) on a simulated file system, count
+//! its file operations, then for every k-th operation replay the workload with the disk dying
+//! at that operation, crash in each mode of `SWEPT_MODES`, reopen, and check the contract (see
+//! `common/contract.rs`) against what the workload saw acknowledged.
 //!
 //! Environment (for long runs and replays):
 //! - `STRATA_CRASH_SEED`: the workload and crash seed (default 1); `STRATA_CRASH_SEEDS`: how

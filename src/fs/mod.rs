@@ -14,7 +14,7 @@
 //! keeping part of or tearing what was not synced) and fail any chosen operation.
 
 mod real;
-mod sim;
+pub mod sim;
 
 use std::fmt::Debug;
 use std::io;

@@ -69,6 +69,12 @@
 //! assert!(db.get("unsynced")?.is_none());
 //! # Ok::<(), strata::Error>(())
 //! ```
+//!
+//! [`FileSystem`]: crate::fs::FileSystem
+//! [`FileSystem::sync_dir`]: crate::fs::FileSystem::sync_dir
+//! [`WritableFile::append`]: crate::fs::WritableFile::append
+//! [`WritableFile::sync`]: crate::fs::WritableFile::sync
+
 mod handles;
 mod kinds;
 mod state;

@@ -2,33 +2,33 @@
 
 use std::fmt;
 
-/// The kinds of operation [`SimFs`] counts and can fail.
+/// The kinds of operation [`SimFs`](super::SimFs) counts and can fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OpKind {
-    /// [`FileSystem::create_dir_all`].
+    /// [`FileSystem::create_dir_all`](crate::fs::FileSystem::create_dir_all).
     CreateDir,
-    /// [`FileSystem::create`].
+    /// [`FileSystem::create`](crate::fs::FileSystem::create).
     Create,
-    /// [`FileSystem::open`] (also the first half of `read_all`).
+    /// [`FileSystem::open`](crate::fs::FileSystem::open) (also the first half of `read_all`).
     Open,
-    /// [`RandomAccessFile::read_at`].
+    /// [`RandomAccessFile::read_at`](crate::fs::RandomAccessFile::read_at).
     Read,
-    /// [`WritableFile::append`] (into the handle's buffer).
+    /// [`WritableFile::append`](crate::fs::WritableFile::append) (into the handle's buffer).
     Append,
     /// A hand-over of bytes to the OS (`write(2)`): `flush` or `sync` of a non-empty buffer, or
     /// an append too large to buffer.
     Write,
-    /// [`WritableFile::sync`] (`fdatasync`).
+    /// [`WritableFile::sync`](crate::fs::WritableFile::sync) (`fdatasync`).
     Sync,
-    /// [`FileSystem::sync_dir`].
+    /// [`FileSystem::sync_dir`](crate::fs::FileSystem::sync_dir).
     SyncDir,
-    /// [`FileSystem::rename`].
+    /// [`FileSystem::rename`](crate::fs::FileSystem::rename).
     Rename,
-    /// [`FileSystem::remove_file`].
+    /// [`FileSystem::remove_file`](crate::fs::FileSystem::remove_file).
     Remove,
-    /// [`FileSystem::list_dir`].
+    /// [`FileSystem::list_dir`](crate::fs::FileSystem::list_dir).
     List,
-    /// [`FileSystem::try_lock`].
+    /// [`FileSystem::try_lock`](crate::fs::FileSystem::try_lock).
     Lock,
 }
 

@@ -143,7 +143,8 @@ pub(super) struct State {
     pub(super) rng: SplitMix64,
     pub(super) seed: u64,
     pub(super) trace: Option<Vec<String>>,
-    /// Inside [`SimFs::unobserved`]: operations are neither counted nor failed.
+    /// Inside [`SimFs::unobserved`](super::SimFs::unobserved): operations are neither counted
+    /// nor failed.
     pub(super) unobserved: u32,
 }
 
