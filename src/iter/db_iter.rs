@@ -1,6 +1,6 @@
 //! `DbIter`: the user-facing iterator over a range of user keys at one sequence number.
 //!
-//! It merges every source of a pinned [`SuperVersion`](crate::db::SuperVersion), hides entries
+//! It merges every source of a pinned [`SuperVersion`], hides entries
 //! newer than its sequence number, shows only the newest visible version of each user key, and
 //! hides deleted keys. It is double-ended: the front and the back are two independent merging
 //! cursors that stop when they meet.

@@ -17,7 +17,7 @@
 //! integers are little-endian; varints are LEB128 ([`crate::coding`]). A table without a filter
 //! (`bloom_bits_per_key = 0`) has a filter handle of size 0.
 //!
-//! Module map: [`format`] (handles, trailer, properties, footer), [`compress`] (`Compression`,
+//! Module map: [`format`](mod@format) (handles, trailer, properties, footer), [`compress`] (`Compression`,
 //! compressed block layout), [`block`] (`BlockBuilder`, `Block`, `BlockIter`), [`filter`]
 //! (bloom filter), [`builder`] (`TableBuilder`), [`reader`] (`Table`, `TableIter`).
 //!

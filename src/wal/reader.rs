@@ -8,7 +8,7 @@
 //!
 //! One more case is a crash and not damage: a power cut may write a log's *unsynced* pages back
 //! out of order, leaving garbage followed by valid records. Sync marks (see
-//! [`TYPE_SYNC_MARK`](super::format::TYPE_SYNC_MARK)) say how far the log was fsynced; under
+//! [`TYPE_SYNC_MARK`]) say how far the log was fsynced; under
 //! `DamagedTailOk`, damage at or past the largest offset any mark vouches for is such an
 //! unsynced tail and is cut off (with the valid records after it, which were never durable
 //! either), while damage before it is corruption.
