@@ -83,7 +83,7 @@ impl DbIter {
         }
     }
 
-    fn next_front(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+    fn step_front(&mut self) -> Result<Option<(Bytes, Bytes)>> {
         if self.front.is_none() {
             let mut m = MergingIterator::new(self.sv.iterators());
             match &self.lower {
@@ -132,7 +132,7 @@ impl DbIter {
         Ok(None)
     }
 
-    fn next_back(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+    fn step_back(&mut self) -> Result<Option<(Bytes, Bytes)>> {
         if self.back.is_none() {
             let mut m = MergingIterator::new(self.sv.iterators());
             match &self.upper {
@@ -197,43 +197,32 @@ impl DbIter {
     }
 }
 
+impl DbIter {
+    /// One step from either end; the iterator ends for good at its end or at an error.
+    fn advance(
+        &mut self,
+        step: fn(&mut DbIter) -> Result<Option<(Bytes, Bytes)>>,
+    ) -> Option<Result<(Bytes, Bytes)>> {
+        if self.done {
+            return None;
+        }
+        let item = step(self).transpose();
+        self.done = !matches!(item, Some(Ok(_)));
+        item
+    }
+}
+
 impl Iterator for DbIter {
     type Item = Result<(Bytes, Bytes)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.next_front() {
-            Ok(Some(kv)) => Some(Ok(kv)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        self.advance(DbIter::step_front)
     }
 }
 
 impl DoubleEndedIterator for DbIter {
     fn next_back(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match DbIter::next_back(self) {
-            Ok(Some(kv)) => Some(Ok(kv)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        self.advance(DbIter::step_back)
     }
 }
 
