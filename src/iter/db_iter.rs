@@ -197,12 +197,12 @@ impl DbIter {
     }
 }
 
+/// A key and its value, as the iterator yields them.
+type Entry = (Bytes, Bytes);
+
 impl DbIter {
     /// One step from either end; the iterator ends for good at its end or at an error.
-    fn advance(
-        &mut self,
-        step: fn(&mut DbIter) -> Result<Option<(Bytes, Bytes)>>,
-    ) -> Option<Result<(Bytes, Bytes)>> {
+    fn advance(&mut self, step: fn(&mut DbIter) -> Result<Option<Entry>>) -> Option<Result<Entry>> {
         if self.done {
             return None;
         }
