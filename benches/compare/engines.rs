@@ -602,7 +602,7 @@ mod rocksdb_engine {
             for (k, v) in pairs {
                 b.put(k, v);
             }
-            Ok(self.db.write_opt(&b, &self.no_sync)?)
+            Ok(self.db.write_opt(b, &self.no_sync)?)
         }
         fn get(&self, key: &[u8]) -> R<Option<usize>> {
             Ok(self.db.get_pinned(key)?.map(|v| v.len()))

@@ -78,7 +78,16 @@ impl<'a> Report<'a> {
         Report {
             args,
             p: args.params(),
-            engines: args.engines(),
+            // Without --engines: every engine that has results, in the usual order (a replay
+            // may run in a build that lacks some of them).
+            engines: match &args.engines {
+                Some(_) => args.engines(),
+                None => ["strata", "fjall", "redb", "sled", "sqlite", "rocksdb"]
+                    .iter()
+                    .filter(|e| c.ops.keys().any(|(x, _)| x == *e))
+                    .map(|e| e.to_string())
+                    .collect(),
+            },
             workloads: WORKLOADS
                 .iter()
                 .filter(|w| workloads.iter().any(|x| x == *w))
@@ -251,7 +260,14 @@ impl<'a> Report<'a> {
                 if !has(w) {
                     return None;
                 }
-                Some(self.metric(e, w, "write_bytes")? / self.metric(e, w, "user_bytes")?)
+                let user = self.metric(e, w, "user_bytes")?;
+                let net = self.metric(e, w, "write_bytes")? / user;
+                let raw = self.metric(e, w, "write_bytes_raw")? / user;
+                Some(if raw - net > 0.005 {
+                    format!("{net:.2} ({raw:.2})")
+                } else {
+                    format!("{net:.2}")
+                })
             };
             let size = |w: &str| {
                 if has(w) {
@@ -271,8 +287,8 @@ impl<'a> Report<'a> {
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 title(e),
-                opt(wamp("fillrandom"), |x| format!("{x:.2}")),
-                opt(wamp("overwrite"), |x| format!("{x:.2}")),
+                wamp("fillrandom").unwrap_or_else(|| "–".into()),
+                wamp("overwrite").unwrap_or_else(|| "–".into()),
                 opt(size("fillrandom"), mib),
                 opt(size("overwrite"), mib),
                 opt(size("overwrite"), |x| format!("{:.2}", x / live)),
@@ -379,9 +395,13 @@ impl<'a> Report<'a> {
         let _ = writeln!(
             d,
             "Regenerate this file, the chart and the raw results with one command (about {:.0} \
-             minutes on this machine; add `rocksdb` to the features once RocksDB builds, see \
-             below):\n",
-            (self.c.elapsed_secs / 60.0).round()
+             minutes on this machine; {}):\n",
+            (self.c.elapsed_secs / 60.0).round(),
+            if self.c.features.iter().any(|f| f == "rocksdb") {
+                "the `rocksdb` feature needs libclang-dev and a long C++ build, see the end"
+            } else {
+                "add `rocksdb` to the features to include RocksDB, see the end"
+            }
         );
         let _ = writeln!(d, "```sh\n{}\n```\n", self.command());
         let _ = writeln!(
@@ -526,7 +546,9 @@ impl<'a> Report<'a> {
              Write amplification is the bytes the engine's process wrote to disk (`write_bytes` \
              minus `cancelled_write_bytes` of `/proc/self/io`, from before opening the database \
              to after closing it, flush included) divided by the bytes of keys and values the \
-             workload put. Size is what the database directory occupies on disk after close \
+             workload put; in parentheses, when it differs, the same without subtracting \
+             `cancelled_write_bytes` (pages written to the page cache for files deleted before \
+             the kernel wrote them back, such as a WAL that was never fsynced). Size is what the database directory occupies on disk after close \
              (allocated blocks); space amplification divides it by the live data (every key \
              once). Peak RSS is VmHWM of the engine's own process, reset at the start of each \
              workload.\n\n",
@@ -629,6 +651,10 @@ const CAVEATS: &str = "
 - Two cores: background flushes and compactions compete with the foreground threads, and
   any other process on the machine shows in the load average above. Differences within the
   run-to-run spread are noise.
+- fillsync measures the latency of an fsync on this virtual disk, and that latency depends on
+  every other process's I/O on the same file system (ext4 commits one journal for all of
+  them): expect its single-thread figures to vary several-fold between runs, and read the
+  8-thread row against the 1-thread row of the same engine rather than across runs.
 - The durability meanings match (no fsync per write), but not the guarantee on a *process*
   crash: Strata, SQLite and RocksDB hand every write to the OS, while fjall and sled buffer
   writes in their own memory for a while, and redb keeps `Durability::None` commits in its
@@ -654,7 +680,10 @@ const CAVEATS: &str = "
   tables) are counted in full, while engines that rewrite pages in place without fsync
   (SQLite's reused WAL file and its B-tree, redb) are credited with what the page cache
   coalesces; with 24 GiB of memory and no fsync that is a lot, so their write
-  amplification here is a lower bound. Compaction still pending at close is not counted
+  amplification here is a lower bound. An engine that does not fsync its WAL before
+  deleting it (RocksDB with `sync=false`) gets its WAL pages cancelled instead of written,
+  while Strata fsyncs each WAL segment at the memtable switch and so writes it in full: the
+  figure in parentheses shows the difference. Compaction still pending at close is not counted
   (an engine that left more of it pending looks better); the deferred-work table shows the
   flush and close times.
 - readwhilewriting uses more threads than there are cores: the writer and the readers
