@@ -1,6 +1,7 @@
 //! Options: every tunable in one place, each with its default and why.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::fs::{FileSystem, RealFs};
 use crate::sstable::Compression;
@@ -67,6 +68,12 @@ pub struct Options {
     pub max_total_wal_size: u64,
     /// Level-0 files that trigger a compaction into the base level. Default: 4 (RocksDB).
     pub level0_compaction_trigger: usize,
+    /// When no write has arrived for this long and level 0 holds two tables or more, the
+    /// compaction thread merges level 0 into the base level, so that a database loaded and
+    /// then read serves each scan from one sorted run per level rather than one per level-0
+    /// table. It spends idle time only: while writes keep coming, the count trigger alone
+    /// decides. Default: 1 s; `None` turns it off.
+    pub idle_compaction_delay: Option<Duration>,
     /// Level-0 files at which each write is delayed by a millisecond, so compaction can keep
     /// up. Default: 20 (RocksDB).
     pub level0_slowdown_trigger: usize,
@@ -105,6 +112,7 @@ impl Default for Options {
             background_flush: true,
             max_total_wal_size: 256 << 20,
             level0_compaction_trigger: 4,
+            idle_compaction_delay: Some(Duration::from_secs(1)),
             level0_slowdown_trigger: 20,
             level0_stop_trigger: 36,
             max_bytes_for_level_base: 256 << 20,
@@ -154,6 +162,10 @@ impl Options {
     }
     pub fn with_background_flush(mut self, yes: bool) -> Self {
         self.background_flush = yes;
+        self
+    }
+    pub fn with_idle_compaction_delay(mut self, delay: Option<Duration>) -> Self {
+        self.idle_compaction_delay = delay;
         self
     }
     pub fn with_fs(mut self, fs: Arc<dyn FileSystem>) -> Self {

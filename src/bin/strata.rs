@@ -39,7 +39,7 @@ enum Command {
         /// Comma-separated workloads.
         #[arg(
             long,
-            default_value = "fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,readreverse,fillsync"
+            default_value = "fillseq,fillrandom,overwrite,readrandom,readmissing,readseq,readreverse,seekrandom,fillsync"
         )]
         benchmarks: String,
         /// Directory for the benchmark databases (a fresh temporary directory if absent).
@@ -376,7 +376,7 @@ fn bench(
                 );
                 db.close()?;
             }
-            "readrandom" | "readmissing" | "readseq" | "readreverse" => {
+            "readrandom" | "readmissing" | "readseq" | "readreverse" | "seekrandom" => {
                 let path = filled.clone().ok_or_else(|| {
                     strata::Error::InvalidArgument(format!("{name} needs a fill first"))
                 })?;
@@ -394,6 +394,16 @@ fn bench(
                             let mut k = key_of(n).to_vec();
                             k.push(b'.');
                             found += u64::from(db.get(&k)?.is_none());
+                        }
+                    }
+                    "seekrandom" => {
+                        // Seek, then read the entry found and the next 10 (db_bench's
+                        // seekrandom with --seek_nexts=10).
+                        for &n in &random_order {
+                            for item in db.range(key_of(n).to_vec()..).take(11) {
+                                item?;
+                            }
+                            found += 1;
                         }
                     }
                     "readseq" => {
@@ -415,6 +425,9 @@ fn bench(
                     start.elapsed(),
                     &format!("({found} of {num} as expected)"),
                 );
+                if std::env::var_os("STRATA_BENCH_STATS").is_some() {
+                    println!("{}", db.stats());
+                }
                 db.close()?;
             }
             other => println!("unknown benchmark {other}, skipped"),

@@ -21,7 +21,10 @@
 
 pub mod picker;
 
-pub use picker::{level_targets, pick_compaction, pick_tombstone_dense, Compaction, LevelTargets};
+pub use picker::{
+    level_targets, pick_compaction, pick_idle_level0, pick_tombstone_dense, Compaction,
+    LevelTargets,
+};
 
 use crate::key::{ParsedKey, SeqNo, ValueKind};
 use crate::range_del::{FragmentedRangeDels, RangeTombstone};

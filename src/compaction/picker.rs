@@ -93,10 +93,11 @@ pub fn pick_compaction(
         }
     }
     let (score, level) = best?;
+    if level == 0 {
+        return level0_compaction(version, &targets, score);
+    }
 
-    let (inputs, output_level) = if level == 0 {
-        (version.levels[0].clone(), targets.base_level)
-    } else {
+    let (inputs, output_level) = {
         let files = &version.levels[level];
         let after = cursor.get(level).map(Vec::as_slice).unwrap_or(&[]);
         let pick = files
@@ -105,6 +106,36 @@ pub fn pick_compaction(
             .or_else(|| files.first())?;
         (vec![Arc::clone(pick)], level + 1)
     };
+    compaction_of(version, level, inputs, output_level, score)
+}
+
+/// All of level 0 into the base level, whatever the file count: the compaction thread runs it
+/// when writes have gone idle (`Options::idle_compaction_delay`) and level 0 holds two tables
+/// or more.
+pub fn pick_idle_level0(version: &Version, opts: &Options) -> Option<Compaction> {
+    if version.levels[0].len() < 2 {
+        return None;
+    }
+    level0_compaction(version, &level_targets(version, opts), 0.0)
+}
+
+fn level0_compaction(version: &Version, targets: &LevelTargets, score: f64) -> Option<Compaction> {
+    compaction_of(
+        version,
+        0,
+        version.levels[0].clone(),
+        targets.base_level,
+        score,
+    )
+}
+
+fn compaction_of(
+    version: &Version,
+    level: usize,
+    inputs: Vec<Arc<TableHandle>>,
+    output_level: usize,
+    score: f64,
+) -> Option<Compaction> {
     let (smallest, largest) = key_range(&inputs)?;
     let next_inputs = version.overlapping(output_level, &smallest, &largest);
     let bottommost = (output_level + 1..NUM_LEVELS)

@@ -10,10 +10,14 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::output::OutputTables;
+use super::write::monotonic_micros;
 use super::{DbInner, SuperVersion};
-use crate::compaction::{pick_compaction, pick_tombstone_dense, Compaction, Retention};
+use crate::compaction::{
+    pick_compaction, pick_idle_level0, pick_tombstone_dense, Compaction, Retention,
+};
 use crate::error::{Error, Result};
 use crate::iter::merge::MergingIterator;
 use crate::iter::InternalIterator;
@@ -21,6 +25,16 @@ use crate::key::{parse_internal_key, user_key, SeqNo};
 use crate::manifest::{VersionEdit, NUM_LEVELS};
 use crate::range_del::RangeTombstone;
 use crate::version::{LevelIter, TableHandle, Version};
+
+/// What the compaction thread does about an idle level 0.
+enum IdleCompaction {
+    /// Nothing: turned off, or level 0 holds fewer than two tables.
+    No,
+    /// Writes have been idle long enough: merge level 0 down now.
+    Due,
+    /// Look again after this long.
+    In(Duration),
+}
 
 /// A compaction that cleans a table still holding data under a settled range tombstone (one
 /// every reader sees), so the tombstone can be retired. Only when nothing else is due.
@@ -79,6 +93,41 @@ impl DbInner {
         let visible = self.visible_seq.load(Ordering::Acquire);
         let oldest_snapshot = self.snapshots.lock().keys().next().copied();
         oldest_snapshot.map_or(visible, |s| s.min(visible))
+    }
+
+    fn current(&self) -> Arc<Version> {
+        Arc::clone(&self.versions.lock().current)
+    }
+
+    /// Whether level 0 should be merged down because writes went idle, see
+    /// `Options::idle_compaction_delay`.
+    fn idle_compaction_due(&self) -> IdleCompaction {
+        let Some(delay) = self.opts.idle_compaction_delay else {
+            return IdleCompaction::No;
+        };
+        if self.current().levels[0].len() < 2 {
+            return IdleCompaction::No;
+        }
+        let now = monotonic_micros();
+        // No write since open counts as idle since the compaction thread first looked.
+        let last = match self.counters.last_write_micros.load(Ordering::Relaxed) {
+            0 => {
+                let _ = self.counters.last_write_micros.compare_exchange(
+                    0,
+                    now,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                now
+            }
+            t => t,
+        };
+        let idle = Duration::from_micros(now.saturating_sub(last));
+        if idle >= delay {
+            IdleCompaction::Due
+        } else {
+            IdleCompaction::In(delay - idle)
+        }
     }
 
     fn next_compaction(&self) -> Option<Compaction> {
@@ -157,7 +206,21 @@ impl DbInner {
                     if let Some(c) = self.next_compaction() {
                         break c;
                     }
-                    self.bg_cv.wait(&mut st);
+                    match self.idle_compaction_due() {
+                        IdleCompaction::Due => {
+                            if let Some(c) = pick_idle_level0(&self.current(), &self.opts) {
+                                self.counters
+                                    .idle_compactions
+                                    .fetch_add(1, Ordering::Relaxed);
+                                break c;
+                            }
+                            self.bg_cv.wait(&mut st);
+                        }
+                        IdleCompaction::In(wait) => {
+                            self.bg_cv.wait_for(&mut st, wait);
+                        }
+                        IdleCompaction::No => self.bg_cv.wait(&mut st),
+                    }
                 }
             };
             if let Err(e) = self.run_compaction(job) {

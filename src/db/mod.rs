@@ -157,6 +157,10 @@ struct Counters {
     compaction_read_bytes: AtomicU64,
     compaction_write_bytes: AtomicU64,
     tables_dropped_by_range_dels: AtomicU64,
+    /// Level-0 compactions run because writes went idle.
+    idle_compactions: AtomicU64,
+    /// When the last write group committed ([`write::monotonic_micros`]); 0 before any.
+    last_write_micros: AtomicU64,
     /// Bytes written into each level by flushes (L0) and compactions.
     level_written: [AtomicU64; crate::manifest::NUM_LEVELS],
 }
@@ -174,6 +178,8 @@ pub(crate) struct DbInner {
 
     write_queue: Mutex<std::collections::VecDeque<Arc<PendingWrite>>>,
     write_cv: Condvar,
+    /// How long a sync leader waits for the writers of the last group to come back.
+    commit_pacing: write::CommitPacing,
     log: Mutex<LogState>,
     versions: Mutex<VersionSet>,
     /// Numbers the next manifest, WAL segment or table. Atomic so that no writer ever waits
@@ -462,10 +468,12 @@ impl Db {
             wal_bytes: c.wal_bytes.load(Ordering::Relaxed),
             writes: c.writes.load(Ordering::Relaxed),
             write_groups: c.write_groups.load(Ordering::Relaxed),
+            pacing_waits: inner.commit_pacing.waits.load(Ordering::Relaxed),
             stalls: c.stalls.load(Ordering::Relaxed),
             slowdowns: c.slowdowns.load(Ordering::Relaxed),
             compactions: c.compactions.load(Ordering::Relaxed),
             trivial_moves: c.trivial_moves.load(Ordering::Relaxed),
+            idle_compactions: c.idle_compactions.load(Ordering::Relaxed),
             compaction_read_bytes: c.compaction_read_bytes.load(Ordering::Relaxed),
             compaction_write_bytes: c.compaction_write_bytes.load(Ordering::Relaxed),
             tables_dropped_by_range_dels: c.tables_dropped_by_range_dels.load(Ordering::Relaxed),
@@ -577,12 +585,17 @@ pub struct DbStats {
     pub wal_bytes: u64,
     pub writes: u64,
     pub write_groups: u64,
+    /// Times a sync leader waited for the writers of the previous group to come back
+    /// (group-commit pacing).
+    pub pacing_waits: u64,
     pub stalls: u64,
     pub stall_micros: u64,
     /// Writes delayed because level 0 reached `level0_slowdown_trigger`.
     pub slowdowns: u64,
     pub compactions: u64,
     pub trivial_moves: u64,
+    /// Level-0 compactions run because writes went idle (`Options::idle_compaction_delay`).
+    pub idle_compactions: u64,
     pub compaction_read_bytes: u64,
     pub compaction_write_bytes: u64,
     /// Tables deleted whole because a range tombstone covered them.
@@ -628,10 +641,11 @@ impl fmt::Display for DbStats {
         }
         writeln!(
             f,
-            "writes             {} in {} groups ({:.1} per group)",
+            "writes             {} in {} groups ({:.1} per group, {} pacing waits)",
             self.writes,
             self.write_groups,
-            self.writes as f64 / self.write_groups.max(1) as f64
+            self.writes as f64 / self.write_groups.max(1) as f64,
+            self.pacing_waits
         )?;
         writeln!(f, "wal written        {:.1} MiB", mib(self.wal_bytes))?;
         writeln!(
@@ -650,9 +664,10 @@ impl fmt::Display for DbStats {
         let user = self.wal_bytes.max(1) as f64;
         writeln!(
             f,
-            "compactions        {} (+{} trivial moves), read {:.1} MiB, wrote {:.1} MiB",
+            "compactions        {} (+{} trivial moves, {} when idle), read {:.1} MiB, wrote {:.1} MiB",
             self.compactions,
             self.trivial_moves,
+            self.idle_compactions,
             mib(self.compaction_read_bytes),
             mib(self.compaction_write_bytes)
         )?;

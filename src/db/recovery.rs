@@ -338,6 +338,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         visible_seq: AtomicU64::new(max_seq),
         write_queue: Mutex::new(VecDeque::new()),
         write_cv: Condvar::new(),
+        commit_pacing: Default::default(),
         log: Mutex::new(LogState {
             writer: LogWriter::new(log_file, log_path),
             number: log_number,

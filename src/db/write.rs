@@ -5,10 +5,16 @@
 //! one buffered write, fsyncs once if any of them asked for it, applies them to the memtable,
 //! publishes the new sequence number and wakes the others with the shared result. The WAL and
 //! the memtable are therefore only ever touched by one thread at a time.
+//!
+//! A sync leader paces itself ([`CommitPacing`]) so that writers returning together from one
+//! fsync share the next one instead of alternating groups of one and of all the others.
 
-use std::sync::atomic::Ordering;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, MutexGuard};
 
 use bytes::Bytes;
 
@@ -24,6 +30,70 @@ use crate::wal::LogWriter;
 /// Upper bound on the bytes one leader commits for its followers: keeps the latency of the
 /// leader's own write bounded.
 const MAX_GROUP_BYTES: usize = 1 << 20;
+
+/// Microseconds on a process-wide monotonic clock (never 0).
+pub(super) fn monotonic_micros() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    start.elapsed().as_micros().min(u128::from(u64::MAX - 1)) as u64 + 1
+}
+
+/// The longest a sync leader waits for the writers of the previous group.
+const MAX_PACING_WAIT: Duration = Duration::from_millis(2);
+
+/// Adaptive group-commit pacing.
+///
+/// With N writers that each wait for their fsync, a plain leader queue alternates groups of
+/// one and of N-1: when a group completes, all its writers return at once, the first to come
+/// back finds the queue empty and fsyncs alone while the others queue up behind it. So a sync
+/// leader that finds fewer writers queued than the last synced group held waits for them, at
+/// most half the recent fsync time (PostgreSQL's `commit_delay`, made adaptive). A lone
+/// writer never waits (its last group held one), and a writer that stops coming back costs one
+/// bounded wait, after which the expected group shrinks to what actually arrived.
+#[derive(Default)]
+pub(super) struct CommitPacing {
+    /// Signalled by each writer that joins the queue; only a pacing leader waits on it.
+    arrival_cv: Condvar,
+    /// Writers in the last group that fsynced.
+    last_sync_group: AtomicUsize,
+    /// Moving average of the WAL fsync time, in microseconds.
+    sync_micros: AtomicU64,
+    /// Times a leader waited (for the stats).
+    pub(super) waits: AtomicU64,
+}
+
+impl CommitPacing {
+    /// Called by a sync leader at the front of `queue`: wait until the queue holds as many
+    /// writers as the last synced group, or the time budget is spent.
+    fn gather(&self, queue: &mut MutexGuard<'_, VecDeque<Arc<PendingWrite>>>) {
+        let expected = self.last_sync_group.load(Ordering::Relaxed);
+        if expected <= 1 || queue.len() >= expected {
+            return;
+        }
+        let budget = Duration::from_micros(self.sync_micros.load(Ordering::Relaxed) / 2)
+            .min(MAX_PACING_WAIT);
+        let deadline = Instant::now() + budget;
+        while queue.len() < expected {
+            if self.arrival_cv.wait_until(queue, deadline).timed_out() {
+                break;
+            }
+        }
+        self.waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Record a completed fsync of a group of `writers`.
+    fn synced(&self, writers: usize, took: Duration) {
+        self.last_sync_group.store(writers, Ordering::Relaxed);
+        let sample = took.as_micros().min(u128::from(u32::MAX)) as u64;
+        let old = self.sync_micros.load(Ordering::Relaxed);
+        let avg = if old == 0 {
+            sample
+        } else {
+            (old * 3 + sample) / 4
+        };
+        self.sync_micros.store(avg, Ordering::Relaxed);
+    }
+}
 
 impl DbInner {
     pub(super) fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<()> {
@@ -46,6 +116,7 @@ impl DbInner {
         let me = Arc::new(write);
         let mut queue = self.write_queue.lock();
         queue.push_back(Arc::clone(&me));
+        self.commit_pacing.arrival_cv.notify_one();
         loop {
             if let Some(result) = me.result.lock().take() {
                 return result;
@@ -57,6 +128,9 @@ impl DbInner {
         }
 
         // Leader: gather the group while holding the queue lock, then release it for the I/O.
+        if me.sync && !me.switch_memtable {
+            self.commit_pacing.gather(&mut queue);
+        }
         let group: Vec<Arc<PendingWrite>> = if me.switch_memtable {
             vec![Arc::clone(&me)]
         } else {
@@ -128,7 +202,10 @@ impl DbInner {
             payloads.push(Bytes::from(batch.into_encoded()));
         }
         let durable = if sync {
-            log.writer.sync()
+            let start = Instant::now();
+            let synced = log.writer.sync();
+            self.commit_pacing.synced(group.len(), start.elapsed());
+            synced
         } else {
             log.writer.flush()
         };
@@ -162,6 +239,9 @@ impl DbInner {
             .fetch_add(appended, Ordering::Relaxed);
         self.counters.writes.fetch_add(writes, Ordering::Relaxed);
         self.counters.write_groups.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .last_write_micros
+            .store(monotonic_micros(), Ordering::Relaxed);
         Ok(())
     }
 
