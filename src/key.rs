@@ -16,8 +16,6 @@
 
 use std::cmp::Ordering;
 
-use bytes::Bytes;
-
 /// A sequence number: the position of a write in the commit order.
 pub type SeqNo = u64;
 
@@ -116,66 +114,6 @@ pub fn compare_internal(a: &[u8], b: &[u8]) -> Ordering {
         .then_with(|| trailer(b).cmp(&trailer(a)))
 }
 
-/// The memtable's key: a user key and its trailer, ordered as [`compare_internal`].
-///
-/// The first 16 bytes of the user key are copied inline (`head`, big-endian, zero-padded), so
-/// most comparisons during a skiplist search are one integer compare on the node itself,
-/// without following the `Bytes` pointer to the key (a cache miss per node otherwise).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemKey {
-    head: u128,
-    pub user_key: Bytes,
-    pub trailer: u64,
-}
-
-impl MemKey {
-    pub fn new(user_key: Bytes, seq: SeqNo, kind: u8) -> Self {
-        Self::with_trailer(user_key, pack_trailer(seq, kind))
-    }
-
-    pub fn with_trailer(user_key: Bytes, trailer: u64) -> Self {
-        let mut head = [0u8; 16];
-        let n = user_key.len().min(16);
-        head[..n].copy_from_slice(&user_key[..n]);
-        MemKey {
-            head: u128::from_be_bytes(head),
-            user_key,
-            trailer,
-        }
-    }
-    pub fn seq(&self) -> SeqNo {
-        self.trailer >> 8
-    }
-    pub fn kind(&self) -> ValueKind {
-        // MemKeys are only built from validated writes or as seek keys, which are never read
-        // back as entries; an unknown kind reads as a deletion.
-        ValueKind::from_u8((self.trailer & 0xff) as u8).unwrap_or(ValueKind::Deletion)
-    }
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(self.user_key.len() + TRAILER_LEN);
-        v.extend_from_slice(&self.user_key);
-        v.extend_from_slice(&self.trailer.to_le_bytes());
-        v
-    }
-}
-
-impl Ord for MemKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Equal heads can still hide different keys ("a" vs "a\0", or longer keys), so the
-        // full comparison decides ties.
-        self.head
-            .cmp(&other.head)
-            .then_with(|| self.user_key.cmp(&other.user_key))
-            .then_with(|| other.trailer.cmp(&self.trailer))
-    }
-}
-
-impl PartialOrd for MemKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,31 +132,6 @@ mod tests {
         let a = internal_key(b"a", 1, 1);
         let ab = internal_key(b"ab", 100, 1);
         assert_eq!(compare_internal(&a, &ab), Ordering::Less);
-        assert_eq!(
-            MemKey::new(Bytes::from_static(b"a"), 1, 1).cmp(&MemKey::new(
-                Bytes::from_static(b"ab"),
-                100,
-                1
-            )),
-            Ordering::Less
-        );
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn memkey_order_matches_the_encoded_order(
-            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
-            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
-            sa in 0u64..4, sb in 0u64..4, shared in 0usize..20,
-        ) {
-            // Build keys that often share long prefixes and differ only past the inline head.
-            let mut b = b;
-            let n = shared.min(a.len()).min(b.len());
-            b[..n].copy_from_slice(&a[..n]);
-            let ka = MemKey::new(Bytes::from(a.clone()), sa, 1);
-            let kb = MemKey::new(Bytes::from(b.clone()), sb, 1);
-            proptest::prop_assert_eq!(ka.cmp(&kb), compare_internal(&ka.encode(), &kb.encode()));
-        }
     }
 
     #[test]

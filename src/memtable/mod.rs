@@ -1,7 +1,9 @@
-//! The memtable: a concurrent ordered map from internal key to value.
+//! The memtable: an ordered map from internal key to value that readers search while the
+//! group-commit leader inserts.
 //!
-//! Writes land here after the write-ahead log. Backed by `crossbeam_skiplist::SkipMap`, so
-//! readers never block the (single, group-committing) writer and vice versa.
+//! Backed by an arena skiplist ([`skiplist`]): one writer at a time (the leader, or recovery),
+//! lock-free readers, keys and values copied into the node, memory freed all at once when the
+//! memtable is dropped after its flush. Range tombstones are kept apart in a short list.
 //!
 //! Invariants:
 //! - Entries are never removed or overwritten: every write has a fresh sequence number, so each
@@ -9,24 +11,26 @@
 //! - A memtable belongs to exactly one WAL segment (`wal_number`), which holds every entry in it;
 //!   the segment may be deleted once the memtable is in an SSTable recorded in the manifest.
 
-use std::ops::Bound;
+pub mod skiplist;
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use crossbeam_skiplist::SkipMap;
 
 use crate::error::Result;
 use crate::iter::InternalIterator;
-use crate::key::{parse_internal_key, MemKey, SeqNo, ValueKind, KIND_SEEK, TRAILER_LEN};
+use crate::key::{encode_internal_key, pack_trailer, SeqNo, ValueKind, KIND_SEEK, TRAILER_LEN};
 use crate::range_del::RangeTombstone;
+use skiplist::{Cursor, SkipList, Target};
 
-/// Per-entry overhead charged to the memtable size (skiplist node, pointers, Bytes headers).
-const ENTRY_OVERHEAD: usize = 64;
+/// Bytes charged per range tombstone beyond its keys.
+const RANGE_DEL_OVERHEAD: usize = 64;
 
 pub struct Memtable {
-    map: SkipMap<MemKey, Bytes>,
-    approximate_bytes: AtomicUsize,
+    list: SkipList,
+    /// Bytes charged to range tombstones (the list's arena is measured directly).
+    range_del_bytes: AtomicUsize,
     max_seq: AtomicU64,
     wal_number: u64,
     /// Size of the WAL segment once it is closed (set at the memtable switch).
@@ -38,8 +42,8 @@ pub struct Memtable {
 impl Memtable {
     pub fn new(wal_number: u64) -> Self {
         Memtable {
-            map: SkipMap::new(),
-            approximate_bytes: AtomicUsize::new(0),
+            list: SkipList::new(),
+            range_del_bytes: AtomicUsize::new(0),
             max_seq: AtomicU64::new(0),
             wal_number,
             wal_bytes: AtomicU64::new(0),
@@ -55,31 +59,59 @@ impl Memtable {
     /// Insert a write. A `RangeDeletion` goes to the tombstone list: `user_key` is its start
     /// and `value` its end.
     pub fn insert(&self, user_key: Bytes, seq: SeqNo, kind: ValueKind, value: Bytes) {
-        let charge = user_key.len() + value.len() + TRAILER_LEN + ENTRY_OVERHEAD;
         if kind == ValueKind::RangeDeletion {
+            let charge = user_key.len() + value.len() + TRAILER_LEN + RANGE_DEL_OVERHEAD;
             self.range_dels.write().push(RangeTombstone {
                 start: user_key,
                 end: value,
                 seq,
             });
-            self.approximate_bytes.fetch_add(charge, Ordering::Relaxed);
+            self.range_del_bytes.fetch_add(charge, Ordering::Relaxed);
             self.max_seq.fetch_max(seq, Ordering::Relaxed);
             return;
         }
-        self.map
-            .insert(MemKey::new(user_key, seq, kind as u8), value);
-        self.approximate_bytes.fetch_add(charge, Ordering::Relaxed);
+        self.insert_entry(&user_key, seq, kind, &value);
+    }
+
+    /// Insert a point entry (a value or a point deletion) from borrowed bytes.
+    pub fn insert_entry(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
+        debug_assert!(kind != ValueKind::RangeDeletion);
+        let mut ikey = [0u8; 64];
+        let len = user_key.len() + TRAILER_LEN;
+        if len <= ikey.len() {
+            ikey[..user_key.len()].copy_from_slice(user_key);
+            ikey[user_key.len()..len].copy_from_slice(&pack_trailer(seq, kind as u8).to_le_bytes());
+            self.list.insert(&ikey[..len], value);
+        } else {
+            let mut long = Vec::with_capacity(len);
+            encode_internal_key(&mut long, user_key, seq, kind as u8);
+            self.list.insert(&long, value);
+        }
         self.max_seq.fetch_max(seq, Ordering::Relaxed);
     }
 
     /// The newest entry for `user_key` with sequence `<= seq`: its kind, sequence and value.
     pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<(ValueKind, SeqNo, Bytes)> {
-        let seek = MemKey::new(Bytes::copy_from_slice(user_key), seq, KIND_SEEK);
-        let entry = self.map.lower_bound(Bound::Included(&seek))?;
-        if entry.key().user_key.as_ref() != user_key {
+        let target = Target {
+            user_key,
+            trailer: pack_trailer(seq, KIND_SEEK),
+        };
+        let c = self.list.seek(&target);
+        if !c.is_valid() {
             return None;
         }
-        Some((entry.key().kind(), entry.key().seq(), entry.value().clone()))
+        let found = Target::of(self.list.key(c));
+        if found.user_key != user_key {
+            return None;
+        }
+        // Only validated writes are inserted, so the kind is known; an unknown one would read
+        // as a deletion rather than serve bytes of unknown meaning.
+        let kind = ValueKind::from_u8((found.trailer & 0xff) as u8).unwrap_or(ValueKind::Deletion);
+        Some((
+            kind,
+            found.trailer >> 8,
+            Bytes::copy_from_slice(self.list.value(c)),
+        ))
     }
 
     /// The range tombstones written to this memtable.
@@ -106,17 +138,17 @@ impl Memtable {
         self.wal_bytes.load(Ordering::Relaxed)
     }
 
-    /// Bytes charged so far (keys, values and per-entry overhead).
+    /// Bytes held: the skiplist's arena plus the range tombstones.
     pub fn approximate_size(&self) -> usize {
-        self.approximate_bytes.load(Ordering::Relaxed)
+        self.list.memory() + self.range_del_bytes.load(Ordering::Relaxed)
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.list.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty() && self.range_dels.read().is_empty()
+        self.list.is_empty() && self.range_dels.read().is_empty()
     }
 
     /// Largest sequence number inserted (0 if empty).
@@ -127,167 +159,70 @@ impl Memtable {
     pub fn iter(self: &Arc<Self>) -> MemtableIter {
         MemtableIter {
             mem: Arc::clone(self),
-            buf: Vec::new(),
-            pos: 0,
-            forward: true,
-            key: Vec::new(),
-            chunk: FIRST_CHUNK,
+            at: Cursor::default(),
         }
     }
 }
 
-/// How many entries a memtable iterator copies out of the skiplist per refill: each refill is
-/// one O(log n) skiplist seek, amortized over the chunk. The first refill after a seek is
-/// small (a seek is often followed by a few steps only); each refill in the same direction
-/// doubles up to the maximum, so a long scan pays one skiplist seek per `CHUNK` entries.
-const FIRST_CHUNK: usize = 8;
-const CHUNK: usize = 64;
-
-/// A cursor over a memtable. It holds the memtable alive and reads it in chunks, so it needs
-/// no borrow of the skiplist between calls.
+/// A cursor over a memtable; it holds the memtable (and so the nodes it points at) alive.
 pub struct MemtableIter {
     mem: Arc<Memtable>,
-    /// Entries in the direction of travel; `buf[pos]` is current.
-    buf: Vec<(MemKey, Bytes)>,
-    pos: usize,
-    forward: bool,
-    /// Encoded internal key of the current entry.
-    key: Vec<u8>,
-    /// Entries to copy at the next refill.
-    chunk: usize,
-}
-
-impl MemtableIter {
-    /// Refill with the entries after `from`; `seek` restarts the chunk size.
-    fn fill_forward(&mut self, from: Bound<&MemKey>, seek: bool) {
-        self.chunk = if self.forward && !seek {
-            (self.chunk * 2).min(CHUNK)
-        } else {
-            FIRST_CHUNK
-        };
-        self.buf.clear();
-        self.pos = 0;
-        self.forward = true;
-        let range = self.mem.map.range((from, Bound::Unbounded));
-        self.buf.extend(
-            range
-                .take(self.chunk)
-                .map(|e| (e.key().clone(), e.value().clone())),
-        );
-        self.update_key();
-    }
-
-    fn fill_backward(&mut self, from: Bound<&MemKey>, seek: bool) {
-        self.chunk = if !self.forward && !seek {
-            (self.chunk * 2).min(CHUNK)
-        } else {
-            FIRST_CHUNK
-        };
-        self.buf.clear();
-        self.pos = 0;
-        self.forward = false;
-        let range = self.mem.map.range((Bound::Unbounded, from));
-        self.buf.extend(
-            range
-                .rev()
-                .take(self.chunk)
-                .map(|e| (e.key().clone(), e.value().clone())),
-        );
-        self.update_key();
-    }
-
-    fn update_key(&mut self) {
-        self.key.clear();
-        if let Some((k, _)) = self.buf.get(self.pos) {
-            self.key.extend_from_slice(&k.user_key);
-            self.key.extend_from_slice(&k.trailer.to_le_bytes());
-        }
-    }
-
-    fn current(&self) -> Option<&MemKey> {
-        self.buf.get(self.pos).map(|(k, _)| k)
-    }
-}
-
-/// The memtable key for an encoded internal key (a seek target).
-fn memkey_of(target: &[u8]) -> MemKey {
-    match parse_internal_key(target) {
-        Some(p) => MemKey::new(Bytes::copy_from_slice(p.user_key), p.seq, p.kind as u8),
-        None => {
-            // Seek targets carry KIND_SEEK, which parse_internal_key rejects: split by hand.
-            let split = target.len().saturating_sub(TRAILER_LEN);
-            let mut t = [0u8; 8];
-            t[..target.len() - split].copy_from_slice(&target[split..]);
-            MemKey::with_trailer(
-                Bytes::copy_from_slice(&target[..split]),
-                u64::from_le_bytes(t),
-            )
-        }
-    }
+    at: Cursor,
 }
 
 impl InternalIterator for MemtableIter {
     fn valid(&self) -> bool {
-        self.pos < self.buf.len()
+        self.at.is_valid()
     }
 
     fn seek_to_first(&mut self) -> Result<()> {
-        self.fill_forward(Bound::Unbounded, true);
+        self.at = self.mem.list.first();
         Ok(())
     }
 
     fn seek_to_last(&mut self) -> Result<()> {
-        self.fill_backward(Bound::Unbounded, true);
+        self.at = self.mem.list.last();
         Ok(())
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        let k = memkey_of(target);
-        self.fill_forward(Bound::Included(&k), true);
+        self.at = self.mem.list.seek(&Target::of(target));
         Ok(())
     }
 
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
-        let k = memkey_of(target);
-        self.fill_backward(Bound::Included(&k), true);
+        self.at = self.mem.list.seek_for_prev(&Target::of(target));
         Ok(())
     }
 
     fn next(&mut self) -> Result<()> {
-        let Some(cur) = self.current().cloned() else {
-            return Ok(());
-        };
-        if self.forward && self.pos + 1 < self.buf.len() {
-            self.pos += 1;
-            self.update_key();
-        } else {
-            self.fill_forward(Bound::Excluded(&cur), false);
+        if self.at.is_valid() {
+            self.at = self.mem.list.next(self.at);
         }
         Ok(())
     }
 
     fn prev(&mut self) -> Result<()> {
-        let Some(cur) = self.current().cloned() else {
-            return Ok(());
-        };
-        if !self.forward && self.pos + 1 < self.buf.len() {
-            self.pos += 1;
-            self.update_key();
-        } else {
-            self.fill_backward(Bound::Excluded(&cur), false);
+        if self.at.is_valid() {
+            self.at = self.mem.list.prev(self.at);
         }
         Ok(())
     }
 
     fn key(&self) -> &[u8] {
-        &self.key
+        if self.at.is_valid() {
+            self.mem.list.key(self.at)
+        } else {
+            &[]
+        }
     }
 
     fn value(&self) -> Bytes {
-        self.buf
-            .get(self.pos)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
+        if self.at.is_valid() {
+            Bytes::copy_from_slice(self.mem.list.value(self.at))
+        } else {
+            Bytes::new()
+        }
     }
 }
 
@@ -318,9 +253,9 @@ mod tests {
     }
 
     #[test]
-    fn the_iterator_walks_both_ways_across_chunk_boundaries() {
+    fn the_iterator_walks_both_ways_and_seeks() {
         let m = Arc::new(Memtable::new(1));
-        let n = CHUNK * 3 + 5;
+        let n = 300;
         for i in 0..n {
             m.insert(
                 b(&format!("k{i:04}")),
