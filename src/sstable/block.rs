@@ -258,16 +258,24 @@ impl Block {
     /// The entry at `pos`, its key delta and value checked to lie inside the entry area.
     fn decode_entry(&self, pos: usize) -> Result<RawEntry> {
         let area = self.data.get(pos..self.restarts_offset).unwrap_or_default();
-        let mut d = Decoder::new(area);
-        let header = |d: &mut Decoder<'_>| Some((d.varint()?, d.varint()?, d.varint()?));
-        let (shared, unshared, value_len) =
-            header(&mut d).ok_or_else(|| self.corruption(pos, "truncated entry header"))?;
-        let remaining = d.remaining() as u64;
+        let (shared, unshared, value_len, header_len) = match area {
+            // Fast path (LevelDB's): all three lengths fit in one byte each, as they do for
+            // keys and values under 128 bytes.
+            [s, u, v, ..] if (s | u | v) < 0x80 => (u64::from(*s), u64::from(*u), u64::from(*v), 3),
+            _ => {
+                let mut d = Decoder::new(area);
+                let header = |d: &mut Decoder<'_>| Some((d.varint()?, d.varint()?, d.varint()?));
+                let (s, u, v) =
+                    header(&mut d).ok_or_else(|| self.corruption(pos, "truncated entry header"))?;
+                (s, u, v, d.position())
+            }
+        };
+        let remaining = (area.len() - header_len) as u64;
         if unshared > remaining || value_len > remaining - unshared {
             return Err(self.corruption(pos, "entry runs past the end of the block"));
         }
         // Both are at most `remaining`, a usize; `shared` is checked by the caller.
-        let key_start = pos + d.position();
+        let key_start = pos + header_len;
         let key_end = key_start + unshared as usize;
         let value_end = key_end + value_len as usize;
         let shared = usize::try_from(shared).unwrap_or(usize::MAX);
