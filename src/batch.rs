@@ -163,9 +163,33 @@ impl WriteBatch {
         &self.rep
     }
 
-    /// The encoded bytes (after `encode_with_sequence`).
-    pub(crate) fn into_encoded(self) -> Vec<u8> {
-        self.rep
+    /// Call `f(seq, kind, key, value)` for each operation in order, numbering them from
+    /// `first_seq` (a deletion's value is empty; a range deletion's key and value are its start
+    /// and end). Reads the batch's own encoding, which this type only ever writes well formed;
+    /// should it not be, the walk stops early and returns false.
+    pub(crate) fn for_each_op(
+        &self,
+        first_seq: SeqNo,
+        mut f: impl FnMut(SeqNo, ValueKind, &[u8], &[u8]),
+    ) -> bool {
+        let mut d = Decoder::new(self.rep.get(HEADER_LEN..).unwrap_or_default());
+        for i in 0..u64::from(self.count) {
+            let Some(kind) = d.u8().and_then(ValueKind::from_u8) else {
+                return false;
+            };
+            let Some(key) = d.length_prefixed() else {
+                return false;
+            };
+            let value = match kind {
+                ValueKind::Deletion => &[][..],
+                ValueKind::Value | ValueKind::RangeDeletion => match d.length_prefixed() {
+                    Some(v) => v,
+                    None => return false,
+                },
+            };
+            f(first_seq + i, kind, key, value);
+        }
+        true
     }
 
     /// Decode a logged batch, checking every length; `path` and `offset` name the log record

@@ -22,7 +22,7 @@ use super::{DbInner, LogState, PendingWrite, SuperVersion};
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::filenames::wal_path;
-use crate::key::MAX_SEQ;
+use crate::key::{SeqNo, ValueKind, MAX_SEQ};
 use crate::memtable::Memtable;
 use crate::options::{Durability, WriteOptions};
 use crate::wal::LogWriter;
@@ -179,7 +179,7 @@ impl DbInner {
         self.make_room(&mut log)?;
         let sync = group.iter().any(|w| w.sync);
 
-        let mut payloads: Vec<Bytes> = Vec::with_capacity(group.len());
+        let mut batches: Vec<(WriteBatch, SeqNo)> = Vec::with_capacity(group.len());
         let mut seq = log.last_seq;
         let mut appended = 0u64;
         for w in group {
@@ -199,7 +199,7 @@ impl DbInner {
                 self.poison(&e);
                 return Err(e);
             }
-            payloads.push(Bytes::from(batch.into_encoded()));
+            batches.push((batch, first));
         }
         let durable = if sync {
             let start = Instant::now();
@@ -216,14 +216,31 @@ impl DbInner {
         }
 
         let mem = Arc::clone(&self.super_version.load().mem);
-        let path = wal_path(&self.dir, log.number);
         let mut writes = 0u64;
-        for payload in payloads {
-            // Invariant: we encoded this payload above, so it decodes.
-            let decoded = WriteBatch::decode(payload, &path, 0)?;
-            for (i, op) in decoded.ops.into_iter().enumerate() {
-                mem.insert(op.key, decoded.first_seq + i as u64, op.kind, op.value);
+        for (batch, first) in &batches {
+            let whole = batch.for_each_op(*first, |seq, kind, key, value| {
+                if kind == ValueKind::RangeDeletion {
+                    mem.insert(
+                        Bytes::copy_from_slice(key),
+                        seq,
+                        kind,
+                        Bytes::copy_from_slice(value),
+                    );
+                } else {
+                    mem.insert_entry(key, seq, kind, value);
+                }
                 writes += 1;
+            });
+            if !whole {
+                // Cannot happen (WriteBatch only writes its encoding well formed), but if it
+                // did the memtable would now lack part of a logged batch: stop writing.
+                let e = Error::Corruption {
+                    file: wal_path(&self.dir, log.number),
+                    offset: 0,
+                    reason: "a write batch could not be applied to the memtable".into(),
+                };
+                self.poison(&e);
+                return Err(e);
             }
         }
         log.last_seq = seq;
