@@ -88,6 +88,11 @@ pub struct Options {
     /// compaction of one file into the next level rewrites little, large enough to keep the
     /// file count and open-file cost low.
     pub target_file_size: u64,
+    /// A compaction of at least twice `target_file_size` is split by user key into up to this
+    /// many ranges merged on parallel threads (RocksDB's subcompactions). Default: the number
+    /// of CPUs, at most 4; 1 merges every compaction on the compaction thread alone. Without
+    /// `background_flush` compactions always run on one thread (a deterministic run).
+    pub max_subcompactions: usize,
     /// The file system; tests substitute a fault-injecting one.
     pub fs: Arc<dyn FileSystem>,
 }
@@ -118,6 +123,9 @@ impl Default for Options {
             max_bytes_for_level_base: 256 << 20,
             max_bytes_for_level_multiplier: 10,
             target_file_size: 32 << 20,
+            max_subcompactions: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(4),
             fs: Arc::new(RealFs),
         }
     }
@@ -166,6 +174,10 @@ impl Options {
     }
     pub fn with_idle_compaction_delay(mut self, delay: Option<Duration>) -> Self {
         self.idle_compaction_delay = delay;
+        self
+    }
+    pub fn with_max_subcompactions(mut self, ways: usize) -> Self {
+        self.max_subcompactions = ways;
         self
     }
     pub fn with_fs(mut self, fs: Arc<dyn FileSystem>) -> Self {

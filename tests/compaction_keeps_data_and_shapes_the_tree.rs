@@ -18,6 +18,8 @@ fn small_levels(background: bool) -> Options {
     .with_block_size(1024)
     .with_background_flush(background)
     .with_durability(strata::Durability::NoSync)
+    // Compactions of 32 KiB and more are split three ways (with background threads).
+    .with_max_subcompactions(3)
 }
 
 fn total_bytes(db: &Db) -> u64 {
@@ -45,6 +47,14 @@ fn run_random_workload(background: bool) {
     assert!(stats.compactions > 0, "no compaction ran:\n{stats}");
     let deeper: usize = stats.tables_per_level[1..].iter().sum();
     assert!(deeper > 0, "nothing below level 0:\n{stats}");
+    if background {
+        assert!(
+            stats.subcompactions > 0,
+            "no compaction was split:\n{stats}"
+        );
+    } else {
+        assert_eq!(stats.subcompactions, 0, "an inline run stays on one thread");
+    }
     db.verify().unwrap();
 
     let got: Vec<(String, String)> = db

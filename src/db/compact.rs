@@ -21,10 +21,35 @@ use crate::compaction::{
 use crate::error::{Error, Result};
 use crate::iter::merge::MergingIterator;
 use crate::iter::InternalIterator;
-use crate::key::{parse_internal_key, user_key, SeqNo};
+use crate::key::{internal_key, parse_internal_key, user_key, SeqNo, KIND_SEEK, MAX_SEQ};
 use crate::manifest::{VersionEdit, NUM_LEVELS};
 use crate::range_del::RangeTombstone;
 use crate::version::{LevelIter, TableHandle, Version};
+
+/// The outputs of all subcompactions in key order; if any failed or was aborted, the others'
+/// finished outputs are marked obsolete (deleted once dropped) and the failure is returned.
+fn combine_ranges(
+    results: Vec<Result<Option<Vec<Arc<TableHandle>>>>>,
+) -> Result<Option<Vec<Arc<TableHandle>>>> {
+    let complete = results.iter().all(|r| matches!(r, Ok(Some(_))));
+    let mut all = Vec::new();
+    let mut failure: Option<Error> = None;
+    for r in results {
+        match r {
+            Ok(Some(tables)) if complete => all.extend(tables),
+            Ok(Some(tables)) => tables.iter().for_each(|t| t.mark_obsolete()),
+            Ok(None) => {}
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None if complete => Ok(Some(all)),
+        None => Ok(None),
+    }
+}
 
 /// What the compaction thread does about an idle level 0.
 enum IdleCompaction {
@@ -417,7 +442,92 @@ impl DbInner {
     }
 
     /// Merge the inputs into new tables of the output level. `None` if aborted by shutdown.
-    fn merge(&self, c: &Compaction) -> Result<Option<Vec<Arc<crate::version::TableHandle>>>> {
+    ///
+    /// A large compaction is split by user key into up to `max_subcompactions` ranges merged
+    /// on parallel threads; their outputs never overlap (a user key belongs to one range) and
+    /// are installed together.
+    fn merge(&self, c: &Compaction) -> Result<Option<Vec<Arc<TableHandle>>>> {
+        let oldest_visible = self.oldest_visible_sequence();
+        let range_dels = Arc::clone(&self.versions.lock().current.range_dels);
+        let applied = range_dels
+            .iter()
+            .filter(|t| t.seq <= oldest_visible)
+            .map(|t| t.seq)
+            .max()
+            .unwrap_or(0);
+        let cuts = self.subcompaction_cuts(c)?;
+        let merged = if cuts.is_empty() {
+            self.merge_range(c, None, None, oldest_visible, &range_dels)
+        } else {
+            let mut bounds: Vec<Option<&[u8]>> = vec![None];
+            bounds.extend(cuts.iter().map(|k| Some(k.as_slice())));
+            bounds.push(None);
+            let results: Vec<Result<Option<Vec<Arc<TableHandle>>>>> = std::thread::scope(|s| {
+                let workers: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (lo, hi) = (w[0], w[1]);
+                        let range_dels = &range_dels;
+                        s.spawn(move || self.merge_range(c, lo, hi, oldest_visible, range_dels))
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            });
+            self.counters
+                .subcompactions
+                .fetch_add(results.len() as u64, Ordering::Relaxed);
+            combine_ranges(results)
+        };
+        let Some(outputs) = merged? else {
+            return Ok(None);
+        };
+        for t in &outputs {
+            t.set_clean_through(applied);
+        }
+        Ok(Some(outputs))
+    }
+
+    /// User keys that cut `c` into ranges of about equal input size for subcompactions, or
+    /// none when it is too small to be worth splitting. Every data block of every input has an
+    /// index entry, so the sorted block boundaries are quantiles of the input bytes.
+    fn subcompaction_cuts(&self, c: &Compaction) -> Result<Vec<Vec<u8>>> {
+        // Without background threads a run is meant to be deterministic (the fault-injection
+        // sweeps replay file operations by count), so it merges on one thread.
+        let ways = if self.opts.background_flush {
+            self.opts.max_subcompactions.max(1)
+        } else {
+            1
+        };
+        if ways == 1 || c.input_bytes() < 2 * self.opts.target_file_size {
+            return Ok(Vec::new());
+        }
+        let mut keys = Vec::new();
+        for t in c.inputs.iter().chain(&c.next_inputs) {
+            keys.extend(t.table.block_boundaries()?);
+        }
+        keys.sort_unstable();
+        let mut cuts: Vec<Vec<u8>> = Vec::with_capacity(ways - 1);
+        for i in 1..ways {
+            let k = &keys[i * keys.len() / ways];
+            if cuts.last() != Some(k) && Some(k) != keys.first() {
+                cuts.push(k.clone());
+            }
+        }
+        Ok(cuts)
+    }
+
+    /// Merge the entries of user keys in `[lo, hi)` (unbounded where `None`).
+    fn merge_range(
+        &self,
+        c: &Compaction,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+        oldest_visible: SeqNo,
+        range_dels: &[RangeTombstone],
+    ) -> Result<Option<Vec<Arc<TableHandle>>>> {
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         if c.level == 0 {
             for t in &c.inputs {
@@ -430,18 +540,13 @@ impl DbInner {
             children.push(Box::new(LevelIter::new(c.next_inputs.clone())));
         }
         let mut merged = MergingIterator::new(children);
-        merged.seek_to_first()?;
+        match lo {
+            Some(lo) => merged.seek(&internal_key(lo, MAX_SEQ, KIND_SEEK))?,
+            None => merged.seek_to_first()?,
+        }
 
-        let oldest_visible = self.oldest_visible_sequence();
-        let range_dels = Arc::clone(&self.versions.lock().current.range_dels);
-        let applied = range_dels
-            .iter()
-            .filter(|t| t.seq <= oldest_visible)
-            .map(|t| t.seq)
-            .max()
-            .unwrap_or(0);
         let mut retention =
-            Retention::new(oldest_visible, c.bottommost).with_range_dels(&range_dels);
+            Retention::new(oldest_visible, c.bottommost).with_range_dels(range_dels);
         let mut out = OutputTables::new(
             &self.fs,
             &self.dir,
@@ -463,16 +568,15 @@ impl DbInner {
             let parsed = parse_internal_key(key).ok_or_else(|| {
                 Error::corruption(&self.dir, 0, "malformed key in a compaction input")
             })?;
+            if hi.is_some_and(|hi| parsed.user_key >= hi) {
+                break;
+            }
             if retention.keep(&parsed) {
                 out.add(key, &merged.value(), &mut new_number)?;
             }
             merged.step()?;
         }
-        let outputs = out.finish()?;
-        for t in &outputs {
-            t.set_clean_through(applied);
-        }
-        Ok(Some(outputs))
+        out.finish().map(Some)
     }
 
     /// Make `edit` durable and install the version it describes; `obsolete` tables are

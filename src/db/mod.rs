@@ -159,6 +159,8 @@ struct Counters {
     tables_dropped_by_range_dels: AtomicU64,
     /// Level-0 compactions run because writes went idle.
     idle_compactions: AtomicU64,
+    /// Key ranges merged by parallel subcompactions.
+    subcompactions: AtomicU64,
     /// When the last write group committed ([`write::monotonic_micros`]); 0 before any.
     last_write_micros: AtomicU64,
     /// Bytes written into each level by flushes (L0) and compactions.
@@ -474,6 +476,7 @@ impl Db {
             compactions: c.compactions.load(Ordering::Relaxed),
             trivial_moves: c.trivial_moves.load(Ordering::Relaxed),
             idle_compactions: c.idle_compactions.load(Ordering::Relaxed),
+            subcompactions: c.subcompactions.load(Ordering::Relaxed),
             compaction_read_bytes: c.compaction_read_bytes.load(Ordering::Relaxed),
             compaction_write_bytes: c.compaction_write_bytes.load(Ordering::Relaxed),
             tables_dropped_by_range_dels: c.tables_dropped_by_range_dels.load(Ordering::Relaxed),
@@ -596,6 +599,8 @@ pub struct DbStats {
     pub trivial_moves: u64,
     /// Level-0 compactions run because writes went idle (`Options::idle_compaction_delay`).
     pub idle_compactions: u64,
+    /// Key ranges merged in parallel by split compactions (`Options::max_subcompactions`).
+    pub subcompactions: u64,
     pub compaction_read_bytes: u64,
     pub compaction_write_bytes: u64,
     /// Tables deleted whole because a range tombstone covered them.
@@ -664,10 +669,11 @@ impl fmt::Display for DbStats {
         let user = self.wal_bytes.max(1) as f64;
         writeln!(
             f,
-            "compactions        {} (+{} trivial moves, {} when idle), read {:.1} MiB, wrote {:.1} MiB",
+            "compactions        {} (+{} trivial moves, {} when idle, {} parallel ranges), read {:.1} MiB, wrote {:.1} MiB",
             self.compactions,
             self.trivial_moves,
             self.idle_compactions,
+            self.subcompactions,
             mib(self.compaction_read_bytes),
             mib(self.compaction_write_bytes)
         )?;

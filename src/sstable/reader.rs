@@ -169,6 +169,19 @@ impl Table {
         Ok(None)
     }
 
+    /// The user keys of the table's index entries (one per data block, so they split the
+    /// table into pieces of about one block each): where subcompactions cut a key range.
+    pub fn block_boundaries(&self) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut index = self.index.iter();
+        index.seek_to_first()?;
+        while index.valid() {
+            out.push(crate::key::user_key(index.key()).to_vec());
+            index.next()?;
+        }
+        Ok(out)
+    }
+
     /// An unpositioned cursor over the whole table.
     pub fn iter(self: &Arc<Self>) -> TableIter {
         TableIter {
