@@ -5,7 +5,9 @@
 //! keep `last_sequence`, and leave no leaked file.
 //!
 //! Environment: `STRATA_RECOVERY_SEED` (default 1), `STRATA_RECOVERY_STEPS` (workload length,
-//! default 500), `STRATA_RECOVERY_POINTS` (first crash points, default 100).
+//! default 500), `STRATA_RECOVERY_POINTS` (first crash points, default 100),
+//! `STRATA_TORTURE_SECONDS` (long mode: after that seed, fresh ones until the time is up;
+//! `common/torture.rs`).
 
 mod common;
 
@@ -15,6 +17,7 @@ use common::contract::{
     check_no_leaked_files, created_db, env_u64, parallel_sweep, random_workload, scan, sim_options,
     Runner, Step, Watchdog, DIR, SWEPT_MODES,
 };
+use common::torture::Torture;
 use strata::fs::{CrashMode, Fault, SimFs};
 use strata::Db;
 
@@ -83,11 +86,9 @@ fn crash_during_recovery(crashed: &SimFs, seed: u64) -> Result<u64, String> {
     Ok(ops)
 }
 
-#[test]
-fn a_crash_during_recovery_recovers_the_same_state() {
-    let start = Instant::now();
-    let watchdog = Watchdog::start(Duration::from_secs(120));
-    let seed = env_u64("STRATA_RECOVERY_SEED", 1);
+/// First crash states of seed `seed`'s workload, and a crash at every operation of each one's
+/// recovery. Returns the first crash states, the crash states during recoveries, and failures.
+fn sweep(seed: u64, watchdog: &Watchdog) -> (u64, u64, Vec<String>) {
     let steps = random_workload(seed, env_u64("STRATA_RECOVERY_STEPS", 500) as usize, 40);
     let wanted = env_u64("STRATA_RECOVERY_POINTS", 100).max(1);
     let base = created_db(seed);
@@ -95,7 +96,7 @@ fn a_crash_during_recovery_recovers_the_same_state() {
     let mut runner = Runner::new(&full, true);
     runner
         .run(&steps)
-        .unwrap_or_else(|e| panic!("without faults: {e}"));
+        .unwrap_or_else(|e| panic!("seed {seed}: without faults: {e}"));
     runner.finish();
     let total = full.op_count(None);
     let stride = (total / wanted).max(1);
@@ -105,7 +106,8 @@ fn a_crash_during_recovery_recovers_the_same_state() {
         .flat_map(|k| (0..SWEPT_MODES.len() as u64).map(move |m| k * MODES + m))
         .collect();
     let states = std::sync::atomic::AtomicU64::new(0);
-    let (_, failures) = parallel_sweep(&cases, &watchdog, "case", |case| {
+    let label = format!("seed {seed}, case");
+    let (_, failures) = parallel_sweep(&cases, watchdog, &label, |case| {
         let (k, mode) = (case / MODES, SWEPT_MODES[(case % MODES) as usize]);
         let crashed = first_crash(&base, &steps, seed, k, mode);
         let n = crash_during_recovery(&crashed, seed ^ case)
@@ -113,16 +115,49 @@ fn a_crash_during_recovery_recovers_the_same_state() {
         states.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         Ok(1)
     });
-    let states = states.into_inner();
+    let failures = failures
+        .into_iter()
+        .map(|(_, f)| format!("seed {seed} (replay: STRATA_RECOVERY_SEED={seed}): {f}"))
+        .collect();
+    (cases.len() as u64, states.into_inner(), failures)
+}
+
+#[test]
+fn a_crash_during_recovery_recovers_the_same_state() {
+    let start = Instant::now();
+    let watchdog = Watchdog::start(Duration::from_secs(120));
+    let torture = Torture::new(
+        "crash during recovery",
+        [env_u64("STRATA_RECOVERY_SEED", 1)],
+    );
+    let (mut first_states, mut states) = (0, 0);
+    let mut failures = Vec::new();
+    for seed in torture.seeds() {
+        let (c, n, f) = sweep(seed, &watchdog);
+        eprintln!(
+            "seed {seed}: {c} first crash states, {n} crash states during their recoveries, {} \
+             failures",
+            f.len()
+        );
+        if torture.long_mode() {
+            for e in &f {
+                torture.failure(seed, format!("STRATA_RECOVERY_SEED={seed}"), e);
+            }
+        }
+        torture.progress(seed, format!("{n} crash states during recoveries"));
+        first_states += c;
+        states += n;
+        failures.extend(f);
+    }
     eprintln!(
-        "seed {seed}: {} first crash states, {states} crash states during their recoveries, \
-         {} failures, in {:.1?}",
-        cases.len(),
+        "{first_states} first crash states, {states} crash states during their recoveries, {} \
+         failures, in {:.1?}",
         failures.len(),
         start.elapsed()
     );
-    for (_, f) in failures.iter().take(10) {
-        eprintln!("FAILED (replay: STRATA_RECOVERY_SEED={seed}): {f}\n");
+    for f in failures.iter().take(10) {
+        eprintln!("FAILED: {f}\n");
     }
+    torture.finish();
     assert!(failures.is_empty(), "{} cases failed", failures.len());
 }

@@ -5,7 +5,8 @@
 //! that no file leaked; and after a power cut check the durable writes.
 //!
 //! Environment: `STRATA_ENOSPC_SEED` (default 1), `STRATA_ENOSPC_POINTS` (capacities, default
-//! 1000), `STRATA_ENOSPC_STEPS` (workload length, default 500).
+//! 1000), `STRATA_ENOSPC_STEPS` (workload length, default 500), `STRATA_TORTURE_SECONDS` (long
+//! mode: after that seed, fresh ones until the time is up; `common/torture.rs`).
 
 mod common;
 
@@ -15,6 +16,7 @@ use common::contract::{
     check_recovered, created_db, env_u64, parallel_sweep, random_workload, Expect, Runner, Step,
     Watchdog,
 };
+use common::torture::Torture;
 use strata::fs::{CrashMode, SimFs};
 
 /// Run the workload with `capacity` bytes; `Ok(true)` if the disk filled up.
@@ -37,12 +39,9 @@ fn run_with_capacity(base: &SimFs, steps: &[Step], capacity: u64) -> Result<bool
     Ok(filled)
 }
 
-#[test]
-fn a_full_disk_fails_writes_but_loses_no_acknowledged_one() {
-    let start = Instant::now();
-    let watchdog = Watchdog::start(Duration::from_secs(120));
-    let seed = env_u64("STRATA_ENOSPC_SEED", 1);
-    let points = env_u64("STRATA_ENOSPC_POINTS", 1000).max(1);
+/// Seed `seed`'s workload with `points` capacities; returns how many runs filled the disk and
+/// the failures.
+fn sweep(seed: u64, points: u64, watchdog: &Watchdog) -> (u64, Vec<String>) {
     let steps = random_workload(seed, env_u64("STRATA_ENOSPC_STEPS", 500) as usize, 40);
     let base = created_db(seed);
 
@@ -52,7 +51,7 @@ fn a_full_disk_fails_writes_but_loses_no_acknowledged_one() {
     let mut runner = Runner::new(&probe, false);
     runner
         .run(&steps)
-        .unwrap_or_else(|e| panic!("without a limit: {e}"));
+        .unwrap_or_else(|e| panic!("seed {seed}: without a limit: {e}"));
     runner.finish();
     let low = base.used_bytes();
     let peak = probe.peak_used_bytes();
@@ -61,10 +60,11 @@ fn a_full_disk_fails_writes_but_loses_no_acknowledged_one() {
     let capacities: Vec<u64> = (0..points)
         .map(|i| low + (peak - low) * i / points)
         .collect();
-    let (filled, failures) = parallel_sweep(&capacities, &watchdog, "capacity", |capacity| {
+    let label = format!("seed {seed}, capacity");
+    let (filled, failures) = parallel_sweep(&capacities, watchdog, &label, |capacity| {
         run_with_capacity(&base, &steps, capacity).map(u64::from)
     });
-    let failures: Vec<String> = failures
+    let failures = failures
         .into_iter()
         .map(|(capacity, e)| {
             format!(
@@ -72,21 +72,45 @@ fn a_full_disk_fails_writes_but_loses_no_acknowledged_one() {
             )
         })
         .collect();
+    (filled, failures)
+}
+
+#[test]
+fn a_full_disk_fails_writes_but_loses_no_acknowledged_one() {
+    let start = Instant::now();
+    let watchdog = Watchdog::start(Duration::from_secs(120));
+    let points = env_u64("STRATA_ENOSPC_POINTS", 1000).max(1);
+    let torture = Torture::new("full disk", [env_u64("STRATA_ENOSPC_SEED", 1)]);
+    let (mut runs, mut filled) = (0, 0);
+    let mut failures = Vec::new();
+    for seed in torture.seeds() {
+        let (n, f) = sweep(seed, points, &watchdog);
+        if torture.long_mode() {
+            for e in &f {
+                torture.failure(seed, format!("STRATA_ENOSPC_SEED={seed}"), e);
+            }
+        }
+        torture.progress(seed, format!("{n} of {points} runs filled the disk"));
+        runs += points;
+        filled += n;
+        failures.extend(f);
+    }
     eprintln!(
-        "{points} capacities, {filled} runs filled the disk, {} failures, in {:.1?}",
+        "{runs} capacities, {filled} runs filled the disk, {} failures, in {:.1?}",
         failures.len(),
         start.elapsed()
     );
     for f in failures.iter().take(10) {
         eprintln!("FAILED: {f}\n");
     }
+    torture.finish();
     assert!(
         failures.is_empty(),
         "{} capacities broke the contract",
         failures.len()
     );
     assert!(
-        filled >= points * 9 / 10,
+        filled >= runs * 9 / 10,
         "only {filled} runs filled the disk"
     );
 }

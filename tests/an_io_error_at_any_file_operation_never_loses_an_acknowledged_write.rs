@@ -17,7 +17,8 @@
 //!
 //! Environment: `STRATA_IO_SEED` (default 1), `STRATA_IO_SEEDS` (default 1),
 //! `STRATA_IO_STEPS` (default 500), `STRATA_IO_POINT` (only that operation, traced; with
-//! `STRATA_IO_SECOND=1`, its double-fault run).
+//! `STRATA_IO_SECOND=1`, its double-fault run). `STRATA_TORTURE_SECONDS`: long mode, after
+//! those seeds sweep fresh ones until the time is up (`common/torture.rs`).
 
 mod common;
 
@@ -27,6 +28,7 @@ use common::contract::{
     check_recovered, created_db, env_u64, parallel_sweep, random_workload, trace_around,
     DurableCheck, Expect, Runner, Step, Watchdog,
 };
+use common::torture::Torture;
 use strata::fs::{CrashMode, Fault, SimFs};
 
 /// How many durable points after the fault get an immediate power-cut check.
@@ -166,9 +168,16 @@ fn an_io_error_at_any_file_operation_never_loses_an_acknowledged_write() {
     let steps = env_u64("STRATA_IO_STEPS", 500) as usize;
     let mut injected = 0;
     let mut failures = Vec::new();
-    for seed in first..first + seeds {
+    let torture = Torture::new("I/O-error sweep", first..first + seeds);
+    for seed in torture.seeds() {
         let (i, f) = sweep(seed, steps, &watchdog);
         injected += i;
+        if torture.long_mode() {
+            for e in &f {
+                torture.failure(seed, format!("STRATA_IO_SEED={seed} STRATA_IO_SEEDS=1"), e);
+            }
+        }
+        torture.progress(seed, format!("{i} injected I/O errors"));
         failures.extend(f);
     }
     eprintln!(
@@ -179,6 +188,7 @@ fn an_io_error_at_any_file_operation_never_loses_an_acknowledged_write() {
     for f in failures.iter().take(10) {
         eprintln!("FAILED: {f}\n");
     }
+    torture.finish();
     assert!(
         failures.is_empty(),
         "{} injected errors broke the contract",

@@ -10,6 +10,8 @@
 //! - `STRATA_CRASH_STEPS`: workload length (default 500).
 //! - `STRATA_CRASH_STRIDE`: crash at every k-th operation (default 1: every operation).
 //! - `STRATA_CRASH_POINT`: only this operation, with a trace of the operations around it.
+//! - `STRATA_TORTURE_SECONDS`: long mode, after those seeds sweep fresh ones until the time is
+//!   up (`common/torture.rs`).
 
 mod common;
 
@@ -19,6 +21,7 @@ use common::contract::{
     check_recovered, created_db, env_u64, parallel_sweep, random_workload, trace_around, Expect,
     Runner, Step, Watchdog, SWEPT_MODES,
 };
+use common::torture::Torture;
 use strata::fs::{Fault, SimFs};
 
 /// Replay the workload with the disk dying at operation `k`, then crash and check each mode.
@@ -105,9 +108,23 @@ fn crash_at_every_file_operation_keeps_the_contract() {
     let steps = env_u64("STRATA_CRASH_STEPS", 500) as usize;
     let mut points = 0;
     let mut failures = Vec::new();
-    for seed in first..first + seeds {
+    let torture = Torture::new("crash-point sweep", first..first + seeds);
+    for seed in torture.seeds() {
         let (p, _, f) = sweep(seed, steps, &watchdog);
         points += p;
+        if torture.long_mode() {
+            for e in &f {
+                torture.failure(
+                    seed,
+                    format!("STRATA_CRASH_SEED={seed} STRATA_CRASH_SEEDS=1"),
+                    e,
+                );
+            }
+        }
+        torture.progress(
+            seed,
+            format!("{} crash states", p * SWEPT_MODES.len() as u64),
+        );
         failures.extend(f);
     }
     let states = points * SWEPT_MODES.len() as u64;
@@ -119,6 +136,7 @@ fn crash_at_every_file_operation_keeps_the_contract() {
     for f in failures.iter().take(10) {
         eprintln!("FAILED: {f}\n");
     }
+    torture.finish();
     assert!(
         failures.is_empty(),
         "{} crash states broke the contract",

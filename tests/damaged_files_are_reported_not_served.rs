@@ -18,7 +18,7 @@ fn flip(path: &Path, offset: u64) {
 
 fn read_footer_handles(sst: &Path) -> (u64, u64, u64, u64) {
     let bytes = std::fs::read(sst).unwrap();
-    let f = &bytes[bytes.len() - 64..];
+    let f = &bytes[bytes.len() - strata::sstable::format::FOOTER_LEN..];
     let u = |i: usize| u64::from_le_bytes(f[i..i + 8].try_into().unwrap());
     // index (offset, size), filter (offset, size)
     (u(0), u(8), u(16), u(24))

@@ -1,117 +1,103 @@
-//! A child process writes with sync on and prints each acknowledged key; the parent kills it
-//! with SIGKILL at a random moment, reopens, and checks that every acknowledged key is there,
-//! that the keys form a prefix of the write order (no holes), and that batches are atomic.
+//! SIGKILL of a real writer process under load: a child (`strata write-loop`) writes and prints
+//! each acknowledged key; the parent kills it at a random moment, reopens, and checks that every
+//! acknowledged key is there, that the keys form a prefix of each writer's order (no holes),
+//! that batches are atomic, that values are right and `verify()` passes; then it kills more
+//! children on the recovered directory (some inside their recovery), so recovery's own output
+//! must survive a kill. See `common/kill.rs` for the checks.
+//!
+//! The scenarios mix synced writes, synced batches, unsynced writes (a process kill keeps the
+//! page cache, so those survive too), several writer threads in one child (group commit) and
+//! small memtables and levels (kills land in flushes and compactions).
+//!
+//! `STRATA_KILL_SEED=n` replays one round; `STRATA_TORTURE_SECONDS=n` runs each scenario with
+//! fresh seeds for n seconds (long mode, `common/torture.rs`).
 
 mod common;
+#[path = "common/kill.rs"]
+mod kill;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
-use strata::db::Db;
+use kill::{kill_family, Scenario};
 
-/// Run the writer in `dir`, kill it after `after`, and return the acknowledged count.
-fn run_and_kill(dir: &Path, args: &[&str], after: Duration) -> u64 {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("write-loop")
-        .arg(dir)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the writer");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut acked = 0u64;
-        for line in BufReader::new(stdout).lines() {
-            // Only whole lines count: a line cut by the kill was never fully acknowledged.
-            let Ok(line) = line else { break };
-            let n: u64 = line.trim().parse().expect("the writer prints numbers");
-            assert_eq!(n, acked, "the writer acknowledges keys in order");
-            acked += 1;
-            if acked == 1 {
-                let _ = tx.send(());
-            }
-        }
-        acked
-    });
-    // Make sure the writer got going before the clock starts, so every kill lands mid-write.
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the writer acknowledged nothing within 60 s");
-    std::thread::sleep(after);
-    child.kill().expect("SIGKILL the writer");
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "the writer was killed, not finished");
-    reader.join().unwrap()
-}
+/// Rounds of each scenario run side by side (plus the other test thread's).
+const PARALLEL: usize = 2;
 
-fn check(dir: &Path, acked: u64, batch: u64) -> u64 {
-    let db = Db::open(dir).unwrap_or_else(|e| panic!("reopen after kill: {e}"));
-    let mut present = 0u64;
-    while db.get(format!("key{present:012}")).unwrap().is_some() {
-        present += 1;
-    }
-    assert!(
-        present >= acked,
-        "{acked} writes were acknowledged but only {present} survived"
-    );
-    // No holes: nothing after the first missing key.
-    let total = db.iter().count() as u64;
-    assert_eq!(total, present, "keys after a hole");
-    assert_eq!(
-        present % batch,
-        0,
-        "a batch of {batch} was applied partially: {present} keys"
-    );
-    let v = db
-        .get(format!("key{:012}", present.saturating_sub(1)))
-        .unwrap();
-    if present > 0 {
-        let i = present - 1;
-        assert_eq!(
-            v.unwrap(),
-            format!("value-{i}-{}", "x".repeat((i % 200) as usize)).as_bytes()
-        );
-    }
-    db.verify().unwrap();
-    db.close().unwrap();
-    present
-}
-
-fn kill_rounds(seed: u64, rounds: usize, args: &[&str], batch: u64) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    for round in 0..rounds {
-        let dir = tempfile::tempdir().unwrap();
-        let after = Duration::from_millis(rng.random_range(5..300));
-        let acked = run_and_kill(dir.path(), args, after);
-        let present = check(dir.path(), acked, batch);
-        // Kill again on the recovered directory: recovery output must itself be recoverable.
-        let acked2 = run_and_kill(
-            dir.path(),
-            args,
-            Duration::from_millis(rng.random_range(5..100)),
-        );
-        let present2 = check(dir.path(), acked2.max(present), batch);
-        eprintln!("round {round}: killed after {after:?}: {acked} acked, {present} present; second kill {acked2} acked, {present2} present");
+fn scenario(name: &'static str, args: &'static [&'static str]) -> Scenario {
+    Scenario {
+        name,
+        args,
+        threads: 1,
+        batch: 1,
+        power_cut: false,
+        kills_per_round: 4,
+        max_delay: Duration::from_millis(120),
     }
 }
 
 #[test]
 fn killed_sync_writer_loses_no_acknowledged_write() {
-    kill_rounds(1, 6, &["--sync"], 1);
+    let s = scenario("sync writer", &["--sync"]);
+    kill_family(&s, 100, 12, PARALLEL);
 }
 
 #[test]
 fn killed_sync_batch_writer_applies_batches_atomically() {
-    kill_rounds(2, 4, &["--sync", "--batch", "7"], 7);
+    // An 8 KiB memtable: a flush every few batches, so kills land in them.
+    let s = Scenario {
+        batch: 7,
+        ..scenario(
+            "sync batches of 7, 8 KiB memtable",
+            &["--sync", "--write-buffer-size", "8192"],
+        )
+    };
+    kill_family(&s, 200, 12, PARALLEL);
 }
 
 #[test]
 fn killed_no_sync_writer_keeps_what_reached_the_os() {
     // A process kill does not lose the page cache, so even unsynced acknowledged writes survive.
-    kill_rounds(3, 4, &[], 1);
+    let s = scenario("no-sync writer", &[]);
+    kill_family(&s, 300, 12, PARALLEL);
+}
+
+#[test]
+fn killed_writer_threads_lose_nothing_acknowledged() {
+    // Four threads, every third batch of each synced: group commits of mixed durability.
+    let s = Scenario {
+        threads: 4,
+        batch: 3,
+        ..scenario(
+            "4 writer threads, every 3rd batch synced, 32 KiB memtable",
+            &["--sync-every", "3", "--write-buffer-size", "32768"],
+        )
+    };
+    kill_family(&s, 400, 12, PARALLEL);
+}
+
+#[test]
+fn killed_writer_with_small_memtables_survives_kills_in_flushes_and_compactions() {
+    // A 16 KiB memtable and tiny levels: flushes every ~100 writes, compactions all the time.
+    let s = Scenario {
+        max_delay: Duration::from_millis(250),
+        ..scenario(
+            "no-sync writer, small memtable and levels",
+            &["--write-buffer-size", "16384", "--small-tree"],
+        )
+    };
+    kill_family(&s, 500, 14, PARALLEL);
+}
+
+#[test]
+fn killed_sync_writer_threads_with_small_memtables_lose_nothing() {
+    let s = Scenario {
+        threads: 3,
+        batch: 2,
+        max_delay: Duration::from_millis(250),
+        ..scenario(
+            "3 sync writer threads, small memtable and levels",
+            &["--sync", "--write-buffer-size", "8192", "--small-tree"],
+        )
+    };
+    kill_family(&s, 600, 12, PARALLEL);
 }

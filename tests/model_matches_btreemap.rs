@@ -1,5 +1,9 @@
 //! A model test: random sequences of put / delete / batch / get / range / snapshot / flush /
 //! reopen / crash-reopen, checked step by step against a `BTreeMap`.
+//!
+//! Long mode (`STRATA_TORTURE_SECONDS`, `common/torture.rs`): the last test runs 16 cases of
+//! each flavour per fresh seed until the time is up and prints a failing seed, which
+//! `STRATA_MODEL_SEED=n` replays (shrinking included).
 
 mod common;
 
@@ -269,4 +273,46 @@ proptest! {
     fn model_matches_btreemap_with_background_flushes(ops in prop::collection::vec(op(), 1..120)) {
         run(ops, true);
     }
+}
+
+/// The proptest generator for `seed`.
+fn rng_for(seed: u64) -> proptest::test_runner::TestRng {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &bytes)
+}
+
+#[test]
+fn model_matches_btreemap_with_fresh_seeds_in_long_mode() {
+    // Outside long mode this runs nothing, unless STRATA_MODEL_SEED asks for a replay.
+    let replay: Vec<u64> = std::env::var("STRATA_MODEL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .into_iter()
+        .collect();
+    let torture = common::torture::Torture::new("model proptest", replay);
+    for seed in torture.seeds() {
+        for background in [false, true] {
+            let config = ProptestConfig {
+                cases: 16,
+                max_shrink_iters: 2000,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            };
+            let mut runner = proptest::test_runner::TestRunner::new_with_rng(config, rng_for(seed));
+            let result = runner.run(&prop::collection::vec(op(), 1..120), |ops| {
+                run(ops, background);
+                Ok(())
+            });
+            if let Err(e) = result {
+                torture.failure(
+                    seed,
+                    format!("STRATA_MODEL_SEED={seed}"),
+                    format!("background flushes {background}: {e}"),
+                );
+            }
+        }
+        torture.progress(seed, "16 cases with inline and 16 with background flushes");
+    }
+    torture.finish();
 }

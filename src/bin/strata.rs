@@ -58,20 +58,42 @@ enum Command {
     Stats { dir: PathBuf },
     /// Write keys forever, printing each key once its write is acknowledged. The crash tests
     /// run this and kill it with SIGKILL.
+    ///
+    /// Writer thread `t` writes keys `w{t}-key{i:012}` (i = 0, 1, 2, ... in batches) with the
+    /// value `value-{t}-{i}-` followed by `i % 200` x's, and prints `{t} {i}` once the write of
+    /// key `i` returned, followed by ` sync` if that write was fsynced.
     WriteLoop {
         dir: PathBuf,
         /// fsync each write (otherwise writes stop at the OS page cache).
         #[arg(long)]
         sync: bool,
+        /// fsync every N-th batch of each thread (the others are not synced); overrides --sync.
+        #[arg(long, default_value_t = 0)]
+        sync_every: u64,
         /// Small memtable, so flushes happen while the process is killed.
         #[arg(long, default_value_t = 256 * 1024)]
         write_buffer_size: usize,
+        /// Tiny level sizes and a level-0 trigger of 2, so compactions run (and get killed) all
+        /// the time.
+        #[arg(long)]
+        small_tree: bool,
         /// Write batches of this many keys.
         #[arg(long, default_value_t = 1)]
         batch: u64,
-        /// Stop after this many keys (0 = forever).
+        /// Writer threads (sharing one database: group commit).
+        #[arg(long, default_value_t = 1)]
+        threads: u64,
+        /// The first key of each writer thread (comma-separated, thread 0 first; threads not
+        /// named start at 0): a restarted writer goes on after the keys that survived.
+        #[arg(long, value_delimiter = ',')]
+        first_key: Vec<u64>,
+        /// Stop after this many keys per thread (0 = forever).
         #[arg(long, default_value_t = 0)]
         limit: u64,
+        /// Hold appended bytes in memory until fsync (`HoldUnsyncedFs`), so a SIGKILL loses
+        /// exactly what a power cut would lose of file data.
+        #[arg(long)]
+        power_cut: bool,
     },
 }
 
@@ -113,10 +135,33 @@ fn main() -> ExitCode {
         Command::WriteLoop {
             dir,
             sync,
+            sync_every,
             write_buffer_size,
+            small_tree,
             batch,
+            threads,
+            first_key,
             limit,
-        } => write_loop(&dir, sync, write_buffer_size, batch, limit),
+            power_cut,
+        } => write_loop(
+            &dir,
+            WriteLoop {
+                sync_every: if sync_every > 0 {
+                    sync_every
+                } else if sync {
+                    1
+                } else {
+                    0
+                },
+                write_buffer_size,
+                small_tree,
+                batch: batch.max(1),
+                threads: threads.max(1),
+                first_key,
+                limit,
+                power_cut,
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -194,43 +239,99 @@ fn demo(dir: &Path) -> strata::Result<()> {
     Ok(())
 }
 
-fn write_loop(
-    dir: &Path,
-    sync: bool,
+/// What `write-loop` does (see `Command::WriteLoop`).
+struct WriteLoop {
+    /// fsync every this many batches (1: all, 0: none).
+    sync_every: u64,
     write_buffer_size: usize,
+    small_tree: bool,
     batch: u64,
+    threads: u64,
+    first_key: Vec<u64>,
     limit: u64,
+    power_cut: bool,
+}
+
+fn write_loop(dir: &Path, w: WriteLoop) -> strata::Result<()> {
+    let mut opts = Options::default()
+        .with_durability(Durability::NoSync)
+        .with_write_buffer_size(w.write_buffer_size);
+    if w.small_tree {
+        opts.level0_compaction_trigger = 2;
+        opts.max_bytes_for_level_base = 64 << 10;
+        opts.max_bytes_for_level_multiplier = 4;
+        opts.target_file_size = 32 << 10;
+        opts = opts.with_block_size(1024);
+    }
+    if w.power_cut {
+        opts = opts.with_fs(std::sync::Arc::new(strata::fs::HoldUnsyncedFs::new()));
+    }
+    let db = Db::open_with(dir, opts)?;
+    // Set when a writer fails, so the others stop too and the error is reported.
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..w.threads)
+            .map(|t| {
+                let (db, w, failed) = (&db, &w, &failed);
+                scope.spawn(move || {
+                    let result = write_keys(db, t, w, failed);
+                    if result.is_err() {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    result
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect::<strata::Result<Vec<()>>>()
+    });
+    result?;
+    db.close()
+}
+
+/// One writer thread of `write-loop`.
+fn write_keys(
+    db: &Db,
+    t: u64,
+    w: &WriteLoop,
+    failed: &std::sync::atomic::AtomicBool,
 ) -> strata::Result<()> {
-    let durability = if sync {
-        Durability::Sync
-    } else {
-        Durability::NoSync
-    };
-    let db = Db::open_with(
-        dir,
-        Options::default()
-            .with_durability(durability)
-            .with_write_buffer_size(write_buffer_size),
-    )?;
-    let mut out = std::io::stdout().lock();
-    let mut i = 0u64;
+    let first = w.first_key.get(t as usize).copied().unwrap_or(0);
+    let mut i = first;
+    let mut batches = 0u64;
     loop {
         let mut b = WriteBatch::new();
-        for j in 0..batch {
+        for j in i..i + w.batch {
             b.put(
-                format!("key{:012}", i + j),
-                format!("value-{}-{}", i + j, "x".repeat(((i + j) % 200) as usize)),
+                format!("w{t}-key{j:012}"),
+                format!("value-{t}-{j}-{}", "x".repeat((j % 200) as usize)),
             );
         }
-        db.write(b)?;
-        // The key is printed only after the write returned: it is acknowledged.
-        for j in 0..batch {
-            let _ = writeln!(out, "{}", i + j);
+        let sync = w.sync_every > 0 && batches % w.sync_every == w.sync_every - 1;
+        let opts = if sync {
+            strata::WriteOptions::sync()
+        } else {
+            strata::WriteOptions::no_sync()
+        };
+        db.write_opt(b, opts)?;
+        // The keys are printed only after the write returned: they are acknowledged.
+        let mut out = std::io::stdout().lock();
+        for j in i..i + w.batch {
+            let _ = writeln!(out, "{t} {j}{}", if sync { " sync" } else { "" });
         }
         let _ = out.flush();
-        i += batch;
-        if limit > 0 && i >= limit {
-            return db.close();
+        drop(out);
+        i += w.batch;
+        batches += 1;
+        if (w.limit > 0 && i - first >= w.limit)
+            || failed.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(());
         }
     }
 }

@@ -34,7 +34,7 @@ use crate::manifest::{self, FileMeta, ManifestWriter, VersionEdit, NUM_LEVELS};
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::range_del::RangeTombstone;
-use crate::sstable::Table;
+use crate::sstable::{Table, TableProperties};
 use crate::version::{TableHandle, Version};
 use crate::wal::{read_log_file, LogWriter, TailPolicy};
 
@@ -146,17 +146,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             }
         })?;
         let table = Table::open(reader, path.clone(), *number, Arc::clone(&cache))?;
-        if table.properties().file_size != meta.size {
-            return Err(Error::corruption(
-                &path,
-                0,
-                format!(
-                    "size is {} bytes but the manifest says {}",
-                    table.properties().file_size,
-                    meta.size
-                ),
-            ));
-        }
+        check_table_identity(table.properties(), meta, &path)?;
         let handle = TableHandle::new(
             meta.clone(),
             table,
@@ -211,13 +201,13 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         for record in contents.records {
             let payload = Bytes::from(record.payload);
             let batch = WriteBatch::decode(payload, &path, record.offset)?;
-            if last_replayed.is_some_and(|last| batch.first_seq <= last) {
-                return Err(Error::corruption(
-                    &path,
-                    record.offset,
-                    "sequence numbers go backwards",
-                ));
-            }
+            check_sequence(
+                &batch,
+                last_replayed,
+                state.last_sequence,
+                &path,
+                record.offset,
+            )?;
             replayed_batches += 1;
             for (i, op) in batch.ops.into_iter().enumerate() {
                 let seq = batch.first_seq + i as u64;
@@ -293,6 +283,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             .collect(),
         new_range_dels: version.range_dels.as_ref().clone(),
         deleted_range_dels: Vec::new(),
+        position: None,
     };
     let manifest = ManifestWriter::create(fs.as_ref(), dir, manifest_number, &snapshot)?;
     manifest::write_current(fs.as_ref(), dir, manifest_number)?;
@@ -360,6 +351,83 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     })
 }
 
+/// Check that the table opened under `meta`'s name is the one the manifest describes: its
+/// footer names the same file number (so another table's bytes under this name are caught,
+/// even one of the same size), and its size, key range, sequence range and counts agree.
+fn check_table_identity(props: &TableProperties, meta: &FileMeta, path: &Path) -> Result<()> {
+    let bad = |reason: String| Err(Error::corruption(path, 0, reason));
+    if props.file_number != meta.number {
+        return bad(format!(
+            "the table's footer says it is table {}, but it is named as table {}: another \
+             table's bytes under this name",
+            props.file_number, meta.number
+        ));
+    }
+    if props.file_size != meta.size {
+        return bad(format!(
+            "size is {} bytes but the manifest says {}",
+            props.file_size, meta.size
+        ));
+    }
+    let same = props.smallest_key == meta.smallest
+        && props.largest_key == meta.largest
+        && props.min_seq == meta.min_seq
+        && props.max_seq == meta.max_seq
+        && props.num_entries == meta.num_entries
+        && props.num_deletions == meta.num_deletions;
+    if !same {
+        return bad(
+            "the table's key range, sequence range or counts differ from the manifest's".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Check that a WAL batch continues the sequence: its first number is one past the last
+/// replayed one, or, for the first batch, one past `last_sequence`, the newest number the
+/// manifest's tables hold.
+///
+/// Sequence numbers are consecutive in commit order (each op takes the next one, and every
+/// committed batch is one WAL record), and a flush records in the manifest the largest number
+/// of what it wrote while raising `log_number` past that memtable's segment, so the replayed
+/// records must continue exactly where the tables end. A record of an older segment under a
+/// live segment's name, a record copied over another one, or records lost before a later one
+/// (a truncated or stale older segment followed by a newer one) all break the run: they would
+/// otherwise replay old values over newer ones or leave a hole in the commit order.
+fn check_sequence(
+    batch: &crate::batch::DecodedBatch,
+    last_replayed: Option<u64>,
+    last_sequence: u64,
+    path: &Path,
+    offset: u64,
+) -> Result<()> {
+    let (expected, after) = match last_replayed {
+        Some(last) => (last.saturating_add(1), "the previous record"),
+        None => (
+            last_sequence.saturating_add(1),
+            "the tables (the manifest's last sequence number)",
+        ),
+    };
+    if batch.first_seq == expected {
+        return Ok(());
+    }
+    let what = if batch.first_seq < expected {
+        "goes back to"
+    } else {
+        "jumps to"
+    };
+    Err(Error::corruption(
+        path,
+        offset,
+        format!(
+            "the record's sequence number {what} {} after {after}, which ends at {}: a stale, \
+             misplaced or missing record",
+            batch.first_seq,
+            expected - 1
+        ),
+    ))
+}
+
 fn replay_manifest(fs: &dyn crate::fs::FileSystem, dir: &Path, number: u64) -> Result<Recovered> {
     let path = filenames::manifest_path(dir, number);
     if !fs.exists(&path) {
@@ -377,15 +445,42 @@ fn replay_manifest(fs: &dyn crate::fs::FileSystem, dir: &Path, number: u64) -> R
         next_file_number: 1,
         last_sequence: 0,
     };
+    let bad = |reason: String| Err(Error::corruption(&path, 0, reason));
+    // The first edit is the snapshot written when this manifest was created, with all three
+    // counters, and its number was taken from the counter before the snapshot was written:
+    // another (older) manifest's bytes under this name fail here.
+    match edits.first() {
+        Some(VersionEdit {
+            log_number: Some(_),
+            next_file_number: Some(next),
+            last_sequence: Some(_),
+            ..
+        }) if *next > number => {}
+        _ => {
+            return bad(format!(
+                "the first edit is not the snapshot of manifest {number} (all three counters, \
+                 the next file number above {number})"
+            ))
+        }
+    }
     for edit in edits {
-        if let Some(n) = edit.log_number {
-            r.log_number = n;
-        }
-        if let Some(n) = edit.next_file_number {
-            r.next_file_number = n;
-        }
-        if let Some(s) = edit.last_sequence {
-            r.last_sequence = s;
+        // The counters never go back: an edit replayed twice or out of order would move them.
+        let counters = [
+            ("log number", edit.log_number, &mut r.log_number),
+            (
+                "next file number",
+                edit.next_file_number,
+                &mut r.next_file_number,
+            ),
+            ("last sequence", edit.last_sequence, &mut r.last_sequence),
+        ];
+        for (name, value, slot) in counters {
+            if let Some(v) = value {
+                if v < *slot {
+                    return bad(format!("the {name} goes back from {} to {v}", *slot));
+                }
+                *slot = v;
+            }
         }
         for (level, number) in edit.deleted_files {
             r.files.remove(&number).filter(|(l, _)| *l == level).ok_or_else(|| {
@@ -400,7 +495,12 @@ fn replay_manifest(fs: &dyn crate::fs::FileSystem, dir: &Path, number: u64) -> R
                     format!("level {level} is out of range"),
                 ));
             }
-            r.files.insert(meta.number, (level, meta));
+            let number = meta.number;
+            if r.files.insert(number, (level, meta)).is_some() {
+                return bad(format!(
+                    "the manifest adds table {number}, which is already live"
+                ));
+            }
         }
         for seq in edit.deleted_range_dels {
             r.range_dels.remove(&seq).ok_or_else(|| {
@@ -412,7 +512,12 @@ fn replay_manifest(fs: &dyn crate::fs::FileSystem, dir: &Path, number: u64) -> R
             })?;
         }
         for t in edit.new_range_dels {
-            r.range_dels.insert(t.seq, t);
+            let seq = t.seq;
+            if r.range_dels.insert(seq, t).is_some() {
+                return bad(format!(
+                    "the manifest adds range tombstone {seq}, which is already live"
+                ));
+            }
         }
     }
     Ok(r)

@@ -9,10 +9,13 @@
 //! - Creating, renaming or removing a file is durable only after `sync_dir` on its directory.
 //! - `rename` replaces the target atomically.
 //!
-//! Two implementations: [`RealFs`] over `std::fs` (the default), and [`SimFs`], an in-memory file
+//! Three implementations: [`RealFs`] over `std::fs` (the default); [`SimFs`], an in-memory file
 //! system for tests that keeps unsynced data apart, so it can simulate a crash (dropping,
-//! keeping part of or tearing what was not synced) and fail any chosen operation.
+//! keeping part of or tearing what was not synced) and fail any chosen operation; and
+//! [`HoldUnsyncedFs`], `RealFs` holding appended bytes in process memory until `sync`, so that
+//! killing the process acts as a power cut (the kill tests).
 
+pub mod power_cut;
 mod real;
 pub mod sim;
 
@@ -21,6 +24,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use power_cut::HoldUnsyncedFs;
 pub use real::RealFs;
 pub use sim::{CrashMode, Fault, OpKind, SimFs};
 

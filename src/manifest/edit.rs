@@ -12,12 +12,18 @@
 //!        | 6 new_range_del: seq varint, start length-prefixed, end length-prefixed
 //!                      (end empty = unbounded; start non-empty and below a non-empty end)
 //!        | 7 deleted_range_del: seq varint
+//!        | 8 position: manifest number varint, index varint
 //! ```
 //!
+//! `position` says where the edit belongs: the manifest it was appended to and how many edits
+//! precede it there. [`ManifestWriter`](super::ManifestWriter) sets it on every edit after the
+//! snapshot (index 0, at offset 0, has none) and replay checks it, so an edit copied over
+//! another one, or into another manifest, is caught although its own checksum is right.
+//!
 //! Each field starts with its tag as a varint. The encoder writes fields in tag order and each
-//! of tags 1-3 at most once; the decoder accepts any order but rejects a repeated tag 1-3, an
-//! unknown tag (no silent skipping: an edit the reader does not understand could change which
-//! files are live) and a level of [`NUM_LEVELS`] or more. The edit carries no length or end
+//! of tags 1-3 and 8 at most once; the decoder accepts any order but rejects a repeated tag
+//! 1-3 or 8, an unknown tag (no silent skipping: an edit the reader does not understand could
+//! change which files are live) and a level of [`NUM_LEVELS`] or more. The edit carries no length or end
 //! marker of its own: the record framing's length and crc already detect a cut.
 //!
 //! Deliberately not checked here: that `smallest <= largest` or that keys parse as internal
@@ -38,6 +44,15 @@ const TAG_DELETED_FILE: u64 = 4;
 const TAG_NEW_FILE: u64 = 5;
 const TAG_NEW_RANGE_DEL: u64 = 6;
 const TAG_DELETED_RANGE_DEL: u64 = 7;
+const TAG_POSITION: u64 = 8;
+
+/// Where an edit belongs (tag 8): the manifest it was appended to, and how many edits were
+/// appended to that manifest before it (the snapshot is index 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EditPosition {
+    pub manifest: u64,
+    pub index: u64,
+}
 
 /// What the manifest records about one SSTable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +91,9 @@ pub struct VersionEdit {
     pub new_range_dels: Vec<RangeTombstone>,
     /// Sequence numbers of range tombstones retired from the version.
     pub deleted_range_dels: Vec<u64>,
+    /// Where the edit was appended; set by the manifest writer on every edit after the
+    /// snapshot, checked and cleared by replay.
+    pub position: Option<EditPosition>,
 }
 
 impl VersionEdit {
@@ -123,6 +141,11 @@ impl VersionEdit {
         for &seq in &self.deleted_range_dels {
             put_varint(&mut out, TAG_DELETED_RANGE_DEL);
             put_varint(&mut out, seq);
+        }
+        if let Some(p) = self.position {
+            put_varint(&mut out, TAG_POSITION);
+            put_varint(&mut out, p.manifest);
+            put_varint(&mut out, p.index);
         }
         out
     }
@@ -178,6 +201,16 @@ impl VersionEdit {
                         .varint()
                         .ok_or_else(|| bad("a malformed retired range tombstone"))?;
                     edit.deleted_range_dels.push(seq);
+                }
+                TAG_POSITION => {
+                    let position = d
+                        .varint()
+                        .zip(d.varint())
+                        .map(|(manifest, index)| EditPosition { manifest, index })
+                        .ok_or_else(|| bad("a malformed position"))?;
+                    if edit.position.replace(position).is_some() {
+                        return Err(bad("a repeated position"));
+                    }
                 }
                 _ => return Err(bad(&format!("an unknown field tag {tag}"))),
             }
@@ -267,6 +300,10 @@ mod tests {
                 },
             ],
             deleted_range_dels: vec![12, 13],
+            position: Some(EditPosition {
+                manifest: 41,
+                index: 300,
+            }),
         }
     }
 
@@ -327,6 +364,8 @@ mod tests {
             e.deleted_range_dels.push(seq);
             prefixes.push(e.clone());
         }
+        e.position = full.position;
+        prefixes.push(e.clone());
         let bytes = full.encode();
         for cut in 0..bytes.len() {
             match prefixes.iter().find(|p| p.encode().len() == cut) {
@@ -349,8 +388,10 @@ mod tests {
 
     #[test]
     fn unknown_tags_bad_levels_and_repeats_are_corruption() {
-        let cases: [(&[u8], &str); 5] = [
-            (&[8, 1], "unknown field tag 8"),
+        let cases: [(&[u8], &str); 7] = [
+            (&[10, 1], "unknown field tag 10"),
+            (&[8, 1], "malformed position"),
+            (&[8, 1, 2, 8, 1, 2], "repeated position"),
             (&[0], "unknown field tag 0"),
             (&[4, 7, 1], "level"),
             (&[1, 1, 1, 2], "repeated log number"),
@@ -397,24 +438,29 @@ mod tests {
                 0..4,
             ),
             proptest::collection::vec(any::<u64>(), 0..4),
+            any::<Option<(u64, u64)>>(),
         )
             .prop_map(
-                |(singles, deleted_files, new_files, ranges, deleted_range_dels)| VersionEdit {
-                    log_number: singles[0],
-                    next_file_number: singles[1],
-                    last_sequence: singles[2],
-                    deleted_files,
-                    new_files,
-                    new_range_dels: ranges
-                        .into_iter()
-                        .filter(|(_, s, e)| e.is_empty() || s < e)
-                        .map(|(seq, s, e)| RangeTombstone {
-                            start: s.into(),
-                            end: e.into(),
-                            seq,
-                        })
-                        .collect(),
-                    deleted_range_dels,
+                |(singles, deleted_files, new_files, ranges, deleted_range_dels, position)| {
+                    VersionEdit {
+                        log_number: singles[0],
+                        next_file_number: singles[1],
+                        last_sequence: singles[2],
+                        deleted_files,
+                        new_files,
+                        new_range_dels: ranges
+                            .into_iter()
+                            .filter(|(_, s, e)| e.is_empty() || s < e)
+                            .map(|(seq, s, e)| RangeTombstone {
+                                start: s.into(),
+                                end: e.into(),
+                                seq,
+                            })
+                            .collect(),
+                        deleted_range_dels,
+                        position: position
+                            .map(|(manifest, index)| EditPosition { manifest, index }),
+                    }
                 },
             )
     }

@@ -18,6 +18,15 @@
 //! (`TailPolicy::DamagedTailOk`, as for the write-ahead log); any other damage is
 //! `Corruption`.
 //!
+//! Layout: since each edit is fsynced before the next is appended, and the log writer puts a
+//! sync mark ahead of the first record after an fsync, every manifest is laid out the same
+//! way: the snapshot edit at offset 0, then each later edit right after a sync mark that
+//! claims exactly the mark's own offset. And every edit after the snapshot carries its
+//! position (this manifest's number and its index, [`EditPosition`]). Replay checks both
+//! ([`replay_manifest`]): an edit anywhere else was copied over another record or written to
+//! the wrong offset, and replaying it would apply a change twice or out of order, or hide the
+//! loss of the edits it overwrote.
+//!
 //! Deliberately left out of this module: applying edits to a version (the version set does).
 
 pub mod current;
@@ -26,12 +35,13 @@ pub mod edit;
 use std::path::Path;
 
 pub use current::{read_current, write_current};
-pub use edit::{FileMeta, VersionEdit};
+pub use edit::{EditPosition, FileMeta, VersionEdit};
 
 use crate::error::{Error, Result};
 use crate::filenames;
 use crate::fs::FileSystem;
-use crate::wal::{read_log, LogWriter, TailPolicy};
+use crate::wal::format::HEADER_LEN;
+use crate::wal::{read_log, LogWriter, Record, TailPolicy};
 
 /// The number of levels in the LSM tree, 0 to 6. Written to disk (edits name levels): never
 /// lower it.
@@ -42,6 +52,8 @@ pub const NUM_LEVELS: usize = 7;
 pub struct ManifestWriter {
     log: LogWriter,
     number: u64,
+    /// Edits appended so far (the next edit's index).
+    edits: u64,
 }
 
 impl ManifestWriter {
@@ -60,6 +72,7 @@ impl ManifestWriter {
         let mut writer = ManifestWriter {
             log: LogWriter::new(file, path),
             number,
+            edits: 0,
         };
         writer.append(snapshot)?;
         fs.sync_dir(dir)
@@ -67,9 +80,27 @@ impl ManifestWriter {
         Ok(writer)
     }
 
-    /// Append `edit` and sync: when this returns `Ok`, the edit is durable.
+    /// Append `edit` and sync: when this returns `Ok`, the edit is durable. Every edit after
+    /// the first (the snapshot) is written with its position (see the module docs).
     pub fn append(&mut self, edit: &VersionEdit) -> Result<()> {
-        self.log.add_record(&edit.encode())?;
+        let index = self.edits;
+        let position = (index > 0).then_some(EditPosition {
+            manifest: self.number,
+            index,
+        });
+        let payload = if edit.position == position {
+            edit.encode()
+        } else {
+            VersionEdit {
+                position,
+                ..edit.clone()
+            }
+            .encode()
+        };
+        self.log.add_record(&payload)?;
+        // Counted once written: after a failed append or sync the writer refuses further
+        // work, so no later edit can take this index.
+        self.edits += 1;
         self.log.sync()
     }
 
@@ -90,8 +121,9 @@ impl ManifestWriter {
 }
 
 /// Read every edit of the manifest at `path`, in order. A damaged or incomplete last record
-/// (an append a crash interrupted, never acknowledged) is cut off; any other damage, and a
-/// manifest with no edits, is `Corruption`.
+/// (an append a crash interrupted, never acknowledged) is cut off; any other damage, a
+/// manifest with no edits, and an edit out of place (see the module docs on the layout) is
+/// `Corruption`.
 pub fn replay_manifest(fs: &dyn FileSystem, path: &Path) -> Result<Vec<VersionEdit>> {
     let data = fs
         .read_all(path)
@@ -107,11 +139,75 @@ pub fn replay_manifest(fs: &dyn FileSystem, path: &Path) -> Result<Vec<VersionEd
         };
         return Err(Error::corruption(path, 0, reason));
     }
-    contents
-        .records
-        .iter()
-        .map(|record| VersionEdit::decode(&record.payload, path, record.offset))
-        .collect()
+    check_layout(&data, &contents.records, path)?;
+    let number = match path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(filenames::parse_file_name)
+    {
+        Some(filenames::FileKind::Manifest(n)) => Some(n),
+        _ => None,
+    };
+    let mut edits = Vec::with_capacity(contents.records.len());
+    for (index, record) in contents.records.iter().enumerate() {
+        let mut edit = VersionEdit::decode(&record.payload, path, record.offset)?;
+        let index = index as u64;
+        let in_place = match edit.position.take() {
+            None => index == 0,
+            Some(p) => index > 0 && p.index == index && number.is_none_or(|n| n == p.manifest),
+        };
+        if !in_place {
+            return Err(Error::corruption(
+                path,
+                record.offset,
+                format!(
+                    "edit {index} of the manifest carries the position of another edit or \
+                     manifest: a record copied or written to the wrong place"
+                ),
+            ));
+        }
+        edits.push(edit);
+    }
+    Ok(edits)
+}
+
+/// A sync mark: a header and an 8-byte claim.
+const SYNC_MARK_LEN: u64 = HEADER_LEN as u64 + 8;
+
+/// Check the layout of a manifest's valid records (see the module docs): the first at offset
+/// 0, each later one right after a sync mark claiming the mark's own offset.
+///
+/// `records` are the data records `read_log` accepted, in order; it walks the log from the
+/// start and stops at the first damage, so the bytes between two of them are valid sync
+/// marks, and a gap of exactly one mark's length is one mark. An edit copied over a sync mark,
+/// or over an edit of another length, breaks the layout even though its own checksum is
+/// right (one copied over an edit of the same length is caught by its position).
+fn check_layout(data: &[u8], records: &[Record], path: &Path) -> Result<()> {
+    // Where the previous record ends.
+    let mut end = 0u64;
+    for (i, record) in records.iter().enumerate() {
+        let in_place = if i == 0 {
+            record.offset == 0
+        } else {
+            let claim = usize::try_from(end)
+                .ok()
+                .and_then(|at| crate::coding::get_u64(data, at + HEADER_LEN));
+            record.offset == end + SYNC_MARK_LEN && claim == Some(end)
+        };
+        if !in_place {
+            return Err(Error::corruption(
+                path,
+                record.offset,
+                format!(
+                    "an edit out of place (the previous record ends at {end}; each edit follows \
+                     a sync mark vouching for everything before it): a record copied or \
+                     written to the wrong offset"
+                ),
+            ));
+        }
+        end = record.offset + (HEADER_LEN + record.payload.len()) as u64;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -292,6 +388,103 @@ mod tests {
         assert!(
             matches!(&err, Error::Corruption { file, offset, .. }
                 if *file == path && *offset == second),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_edit_after_the_snapshot_carries_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let edits = edits();
+        drop(write_manifest(dir.path(), 6, &edits));
+        let path = filenames::manifest_path(dir.path(), 6);
+        let data = std::fs::read(&path).unwrap();
+        let records = read_log(&data, &path, TailPolicy::Strict).unwrap().records;
+        let positions: Vec<Option<EditPosition>> = records
+            .iter()
+            .map(|r| {
+                VersionEdit::decode(&r.payload, &path, r.offset)
+                    .unwrap()
+                    .position
+            })
+            .collect();
+        assert_eq!(
+            positions,
+            vec![
+                None,
+                Some(EditPosition {
+                    manifest: 6,
+                    index: 1
+                }),
+                Some(EditPosition {
+                    manifest: 6,
+                    index: 2
+                }),
+            ]
+        );
+        // Replay checks and clears them.
+        assert_eq!(replay_manifest(&RealFs, &path).unwrap(), edits);
+    }
+
+    /// A manifest written record by record, each edit synced, so the layout is right and only
+    /// the positions are under test.
+    fn manifest_with_positions(path: &Path, positions: &[Option<EditPosition>]) {
+        let mut log = LogWriter::new(RealFs.create(path).unwrap(), path.to_path_buf());
+        for (edit, position) in edits().into_iter().zip(positions) {
+            let edit = VersionEdit {
+                position: *position,
+                ..edit
+            };
+            log.add_record(&edit.encode()).unwrap();
+            log.sync().unwrap();
+        }
+    }
+
+    #[test]
+    fn an_edit_with_the_position_of_another_edit_or_manifest_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = filenames::manifest_path(dir.path(), 6);
+        let at = |manifest, index| Some(EditPosition { manifest, index });
+        manifest_with_positions(&path, &[None, at(6, 1), at(6, 2)]);
+        assert_eq!(replay_manifest(&RealFs, &path).unwrap(), edits());
+        for bad in [
+            [None, at(6, 2), at(6, 2)],
+            [None, at(6, 1), at(6, 1)],
+            [None, at(5, 1), at(6, 2)],
+            [None, None, at(6, 2)],
+            [at(6, 0), at(6, 1), at(6, 2)],
+        ] {
+            manifest_with_positions(&path, &bad);
+            let err = replay_manifest(&RealFs, &path).unwrap_err();
+            assert!(
+                err.is_corruption() && err.to_string().contains("position"),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_edit_that_does_not_follow_a_sync_mark_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = filenames::manifest_path(dir.path(), 6);
+        let mut log = LogWriter::new(RealFs.create(&path).unwrap(), path.clone());
+        let edits = edits();
+        log.add_record(&edits[0].encode()).unwrap();
+        let second = log.size();
+        // No sync in between: no sync mark ahead of the second edit.
+        let next = VersionEdit {
+            position: Some(EditPosition {
+                manifest: 6,
+                index: 1,
+            }),
+            ..edits[1].clone()
+        };
+        log.add_record(&next.encode()).unwrap();
+        log.sync().unwrap();
+        let err = replay_manifest(&RealFs, &path).unwrap_err();
+        assert!(
+            matches!(&err, Error::Corruption { offset, .. } if *offset == second)
+                && err.to_string().contains("out of place"),
             "{err}"
         );
     }

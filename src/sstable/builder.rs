@@ -14,7 +14,10 @@
 //!   `block_size`, then compressed with `opts.compression` if that saves at least 1/8
 //!   (see [`crate::sstable::compress`]); metadata blocks are always stored raw;
 //! - the index holds one entry per data block: its last key and its handle;
-//! - `finish` syncs the file; the caller syncs the directory and renames if it wants atomicity.
+//! - `finish` syncs the file; the caller syncs the directory and renames if it wants atomicity;
+//! - the table's file number is the one its name gives it (`NNNNNN.sst`, 0 for other names):
+//!   it goes into the footer, and every block's crc is bound to it and to the block's offset
+//!   (see [`crate::sstable::format`]).
 //!
 //! After an I/O error the builder refuses further work: the file's contents are unknown. A
 //! builder dropped without `finish` leaves a partial file behind for the caller to delete.
@@ -29,8 +32,8 @@ use crate::sstable::block::BlockBuilder;
 use crate::sstable::compress::BlockCompressor;
 use crate::sstable::filter::FilterBuilder;
 use crate::sstable::format::{
-    block_trailer, display_name, BlockHandle, Footer, TableProperties, BLOCK_HANDLE_LEN,
-    BLOCK_TRAILER_LEN, BLOCK_TYPE_UNCOMPRESSED, FOOTER_LEN,
+    block_trailer, display_name, file_number_of, BlockHandle, Footer, TableProperties,
+    BLOCK_HANDLE_LEN, BLOCK_TRAILER_LEN, BLOCK_TYPE_UNCOMPRESSED, FOOTER_LEN,
 };
 use crate::sstable::TableOptions;
 
@@ -38,6 +41,8 @@ use crate::sstable::TableOptions;
 pub struct TableBuilder {
     file: Box<dyn WritableFile>,
     path: PathBuf,
+    /// The table's number (from its file name): in the footer and in every block's crc.
+    file_number: u64,
     opts: TableOptions,
     /// Bytes written so far.
     offset: u64,
@@ -67,6 +72,7 @@ impl TableBuilder {
             (opts.bloom_bits_per_key > 0).then(|| FilterBuilder::new(opts.bloom_bits_per_key));
         TableBuilder {
             file,
+            file_number: file_number_of(&path),
             path,
             opts,
             offset: 0,
@@ -174,6 +180,7 @@ impl TableBuilder {
             index: index_handle,
             filter: filter_handle,
             properties: properties_handle,
+            file_number: self.file_number,
         };
         self.append(&footer.encode())?;
         self.offset += FOOTER_LEN as u64;
@@ -182,6 +189,7 @@ impl TableBuilder {
             .sync()
             .map_err(|e| Error::io(format!("syncing table {name}"), e))?;
         self.props.file_size = self.offset;
+        self.props.file_number = self.file_number;
         Ok(self.props)
     }
 
@@ -201,6 +209,7 @@ impl TableBuilder {
         let handle = write_block(
             &mut *self.file,
             &self.path,
+            self.file_number,
             &mut self.offset,
             &mut self.error,
             stored,
@@ -216,6 +225,7 @@ impl TableBuilder {
         write_block(
             &mut *self.file,
             &self.path,
+            self.file_number,
             &mut self.offset,
             &mut self.error,
             contents,
@@ -228,12 +238,13 @@ impl TableBuilder {
     }
 }
 
-/// Append a block's stored contents and its trailer at `*offset`, advance `offset`, and return
-/// the block's handle. (A free function over the builder's fields, so that `contents` may
-/// borrow the builder's compressor.)
+/// Append a block's stored contents and its trailer (its crc bound to `file_number` and the
+/// offset) at `*offset`, advance `offset`, and return the block's handle. (A free function
+/// over the builder's fields, so that `contents` may borrow the builder's compressor.)
 fn write_block(
     file: &mut dyn WritableFile,
     path: &Path,
+    file_number: u64,
     offset: &mut u64,
     error: &mut Option<Error>,
     contents: &[u8],
@@ -241,7 +252,8 @@ fn write_block(
 ) -> Result<BlockHandle> {
     let handle = BlockHandle::new(*offset, contents.len() as u64);
     append(file, path, error, contents)?;
-    append(file, path, error, &block_trailer(contents, block_type))?;
+    let trailer = block_trailer(contents, block_type, file_number, *offset);
+    append(file, path, error, &trailer)?;
     *offset += (contents.len() + BLOCK_TRAILER_LEN) as u64;
     Ok(handle)
 }

@@ -7,31 +7,48 @@
 //! block        := contents[size] trailer
 //! trailer      := type: u8, crc: fixed32                                   (5 bytes)
 //!                 type 0 = uncompressed, 1 = lz4, 2 = zstd (see compress.rs for the
-//!                 layout of compressed contents); crc = crc32(contents ++ type), over the
-//!                 contents as stored (compressed)
+//!                 layout of compressed contents);
+//!                 crc = crc32(contents ++ type ++ file_number: fixed64 ++ offset: fixed64),
+//!                 over the contents as stored (compressed), bound to the table's file
+//!                 number (from the footer) and the block's own offset
 //! properties   := num_entries: varint, num_deletions: varint,
 //!                 raw_key_bytes: varint, raw_value_bytes: varint,
 //!                 data_blocks: varint, min_seq: varint, max_seq: varint,
 //!                 smallest_key_len: varint, smallest_key[smallest_key_len],
 //!                 largest_key_len: varint, largest_key[largest_key_len]
 //! footer       := index_handle: block_handle, filter_handle: block_handle,
-//!                 properties_handle: block_handle, format_version: fixed32 (= 1),
+//!                 properties_handle: block_handle, file_number: fixed64,
+//!                 format_version: fixed32 (= 2),
 //!                 magic: fixed64 (= 0x5354_5241_5441_5353, "SSATARTS" little-endian),
-//!                 footer_crc: fixed32                                      (64 bytes)
-//!                 footer_crc = crc32(the first 60 bytes of the footer)
+//!                 footer_crc: fixed32                                      (72 bytes)
+//!                 footer_crc = crc32(the first 68 bytes of the footer)
 //! ```
+//!
+//! `file_number` is the table's own number (the `NNNNNN` of `NNNNNN.sst`): the manifest checks
+//! it at open, so another table's bytes under this name are caught, and every block's crc is
+//! bound to it and to the block's offset, so a block written at the wrong offset, or copied
+//! from another table, fails its checksum even though its bytes are intact. (RocksDB's
+//! "block-based table checksum with context" and unique table ids do the same.) A block moved
+//! within its table, or copied to the same offset of another table, is always caught: for
+//! offsets and numbers below 2^32 the two contexts differ within 32 consecutive bits, and
+//! CRC-32 detects every such error.
+//!
+//! Version 1 (64-byte footer, crcs over contents and type only) is not read any more; its
+//! version and magic sit at the same distance from the end of the file, so such a table is
+//! reported as an unsupported version.
 //!
 //! Invariants a reader checks before trusting anything:
 //! - the footer's magic, version and crc are right;
-//! - a handle lies entirely before the footer (`offset + size + 5 <= file_size - 64`), so a
+//! - a handle lies entirely before the footer (`offset + size + 5 <= file_size - 72`), so a
 //!   damaged handle can never make the reader allocate more than the file holds;
-//! - a block's crc matches before its contents are decoded (or decompressed), and a
-//!   compressed block's uncompressed length is at most [`MAX_UNCOMPRESSED_BLOCK_LEN`] before
-//!   anything is allocated from it;
+//! - a block's crc (with its context) matches before its contents are decoded (or
+//!   decompressed), and a compressed block's uncompressed length is at most
+//!   [`MAX_UNCOMPRESSED_BLOCK_LEN`] before anything is allocated from it;
 //! - the properties block decodes exactly, with no trailing bytes, and its numbers agree with
 //!   each other (deletions <= entries, min_seq <= max_seq, smallest <= largest key).
 //!
-//! `file_size` in [`TableProperties`] is not stored: the reader fills it from the file.
+//! `file_size` and `file_number` in [`TableProperties`] are not stored in the properties
+//! block: the reader fills them from the file and its footer.
 
 use std::cmp::Ordering;
 use std::path::Path;
@@ -55,8 +72,9 @@ pub const BLOCK_TYPE_ZSTD: u8 = 2;
 /// value) plus 1 MiB of slack for its key and block overhead. Writers store larger blocks raw;
 /// readers reject a larger claim as corruption before allocating anything for it.
 pub const MAX_UNCOMPRESSED_BLOCK_LEN: usize = (64 << 20) + (1 << 20);
-/// The table format this code writes and the only one it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The table format this code writes and the only one it reads (2: block checksums bound to
+/// the file number and offset, the file number in the footer).
+pub const FORMAT_VERSION: u32 = 2;
 /// The last eight bytes before the footer crc: "STRATASS" read as a big-endian number.
 pub const TABLE_MAGIC: u64 = 0x5354_5241_5441_5353;
 
@@ -65,7 +83,12 @@ pub const BLOCK_TRAILER_LEN: usize = 5;
 /// An encoded [`BlockHandle`]: two fixed64.
 pub const BLOCK_HANDLE_LEN: usize = 16;
 /// The footer at the end of every table.
-pub const FOOTER_LEN: usize = 64;
+pub const FOOTER_LEN: usize = 72;
+/// Where the footer's fields start.
+const FOOTER_FILE_NUMBER_AT: usize = 48;
+const FOOTER_VERSION_AT: usize = 56;
+const FOOTER_MAGIC_AT: usize = 60;
+const FOOTER_CRC_AT: usize = 68;
 
 /// Where a block lives in the file. `size` excludes the 5-byte trailer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,20 +135,44 @@ impl BlockHandle {
     }
 }
 
-/// The crc stored in a block trailer.
-pub fn block_crc(contents: &[u8], block_type: u8) -> u32 {
+/// The crc stored in a block trailer: over the stored contents and the type byte, bound to
+/// the block's context, the number of its table (`file_number`, as in the footer) and its
+/// `offset` in the file.
+pub fn block_crc(contents: &[u8], block_type: u8, file_number: u64, offset: u64) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(contents);
     hasher.update(&[block_type]);
+    hasher.update(&file_number.to_le_bytes());
+    hasher.update(&offset.to_le_bytes());
     hasher.finalize()
 }
 
-/// The 5-byte trailer for a block of `block_type` with these stored contents.
-pub fn block_trailer(contents: &[u8], block_type: u8) -> [u8; BLOCK_TRAILER_LEN] {
+/// The 5-byte trailer for a block of `block_type` with these stored contents, written at
+/// `offset` of table `file_number`.
+pub fn block_trailer(
+    contents: &[u8],
+    block_type: u8,
+    file_number: u64,
+    offset: u64,
+) -> [u8; BLOCK_TRAILER_LEN] {
     let mut out = [0u8; BLOCK_TRAILER_LEN];
     out[0] = block_type;
-    out[1..].copy_from_slice(&block_crc(contents, block_type).to_le_bytes());
+    let crc = block_crc(contents, block_type, file_number, offset);
+    out[1..].copy_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// The number a table file's name gives it (`NNNNNN.sst`), 0 for any other name: the number
+/// a [`TableBuilder`](crate::sstable::TableBuilder) writes into the table it creates.
+pub fn file_number_of(path: &Path) -> u64 {
+    match path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(crate::filenames::parse_file_name)
+    {
+        Some(crate::filenames::FileKind::Table(n)) => n,
+        _ => 0,
+    }
 }
 
 /// The file name for error messages ("000012.sst"), or the whole path if it has none.
@@ -136,14 +183,16 @@ pub(crate) fn display_name(path: &Path) -> String {
     }
 }
 
-/// Read the block at `handle`, check that it ends at or before `limit`, verify its trailer and
-/// return its contents, decompressed as its type byte says (any block may be compressed as far
-/// as the reader is concerned; the writer compresses only data blocks).
+/// Read the block at `handle` of table `file_number` (the number in its footer), check that it
+/// ends at or before `limit`, verify its trailer and return its contents, decompressed as its
+/// type byte says (any block may be compressed as far as the reader is concerned; the writer
+/// compresses only data blocks).
 pub fn read_block(
     file: &dyn RandomAccessFile,
     path: &Path,
     handle: BlockHandle,
     limit: u64,
+    file_number: u64,
 ) -> Result<Bytes> {
     let out_of_range = || {
         Error::corruption(
@@ -172,24 +221,26 @@ pub fn read_block(
     let block_type = *buf.get(size).ok_or_else(short)?;
     let stored_crc = get_u32(&buf, size + 1).ok_or_else(short)?;
     let contents = buf.get(..size).ok_or_else(short)?;
-    if block_crc(contents, block_type) != stored_crc {
+    if block_crc(contents, block_type, file_number, handle.offset) != stored_crc {
         return Err(Error::corruption(
             path,
             handle.offset,
-            "block checksum mismatch",
+            "block checksum mismatch (damaged, or a block of another offset or table)",
         ));
     }
     buf.truncate(size);
     decompress_block(block_type, buf, path, handle.offset)
 }
 
-/// The last 64 bytes of a table: where its metadata blocks are.
+/// The last 72 bytes of a table: where its metadata blocks are, and its file number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Footer {
     pub index: BlockHandle,
     /// `size == 0` when the table has no filter.
     pub filter: BlockHandle,
     pub properties: BlockHandle,
+    /// The table's own file number; every block's crc is bound to it.
+    pub file_number: u64,
 }
 
 impl Footer {
@@ -198,6 +249,7 @@ impl Footer {
         self.index.encode_to(&mut buf);
         self.filter.encode_to(&mut buf);
         self.properties.encode_to(&mut buf);
+        buf.extend_from_slice(&self.file_number.to_le_bytes());
         buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
         buf.extend_from_slice(&TABLE_MAGIC.to_le_bytes());
         let crc = crc32fast::hash(&buf);
@@ -207,7 +259,7 @@ impl Footer {
         out
     }
 
-    /// Decode the footer read from `offset` of `path` (the last 64 bytes of the file).
+    /// Decode the footer read from `offset` of `path` (the last 72 bytes of the file).
     pub fn decode(buf: &[u8], path: &Path, offset: u64) -> Result<Footer> {
         let bad = |reason: String| Error::corruption(path, offset, reason);
         if buf.len() != FOOTER_LEN {
@@ -217,26 +269,29 @@ impl Footer {
             )));
         }
         let field = |pos: usize| get_u64(buf, pos).unwrap_or_default();
-        let magic = field(52);
+        let magic = field(FOOTER_MAGIC_AT);
         if magic != TABLE_MAGIC {
             return Err(bad(format!(
                 "bad magic number {magic:#018x}: not a Strata table"
             )));
         }
-        let stored_crc = get_u32(buf, 60).unwrap_or_default();
-        if crc32fast::hash(&buf[..60]) != stored_crc {
-            return Err(bad("footer checksum mismatch".into()));
-        }
-        let version = get_u32(buf, 48).unwrap_or_default();
+        // The version sits at the same distance from the end in every format, so an old
+        // table is reported as such rather than as a checksum mismatch.
+        let version = get_u32(buf, FOOTER_VERSION_AT).unwrap_or_default();
         if version != FORMAT_VERSION {
             return Err(bad(format!(
                 "unsupported table format version {version} (this build reads {FORMAT_VERSION})"
             )));
         }
+        let stored_crc = get_u32(buf, FOOTER_CRC_AT).unwrap_or_default();
+        if crc32fast::hash(&buf[..FOOTER_CRC_AT]) != stored_crc {
+            return Err(bad("footer checksum mismatch".into()));
+        }
         Ok(Footer {
             index: BlockHandle::new(field(0), field(8)),
             filter: BlockHandle::new(field(16), field(24)),
             properties: BlockHandle::new(field(32), field(40)),
+            file_number: field(FOOTER_FILE_NUMBER_AT),
         })
     }
 }
@@ -259,6 +314,8 @@ pub struct TableProperties {
     pub largest_key: Vec<u8>,
     /// The size of the file; not stored, filled in from the file when it is opened.
     pub file_size: u64,
+    /// The table's own file number; not stored here, filled in from the footer.
+    pub file_number: u64,
 }
 
 impl TableProperties {
@@ -319,6 +376,7 @@ impl TableProperties {
             smallest_key: smallest.to_vec(),
             largest_key: largest.to_vec(),
             file_size: 0,
+            file_number: 0,
         };
         let consistent = if num_entries == 0 {
             num_deletions == 0
@@ -354,6 +412,7 @@ mod tests {
             index: BlockHandle::new(1000, 200),
             filter: BlockHandle::new(10, 30),
             properties: BlockHandle::new(45, 60),
+            file_number: 12,
         };
         let bytes = footer.encode();
         let path = Path::new("t.sst");
@@ -368,6 +427,61 @@ mod tests {
                 "byte {i}"
             );
         }
+    }
+
+    #[test]
+    fn a_block_crc_is_bound_to_its_table_and_offset() {
+        let contents = b"the stored contents of a block";
+        let crc = block_crc(contents, BLOCK_TYPE_UNCOMPRESSED, 12, 4096);
+        assert_ne!(crc, block_crc(contents, BLOCK_TYPE_UNCOMPRESSED, 13, 4096));
+        assert_ne!(crc, block_crc(contents, BLOCK_TYPE_UNCOMPRESSED, 12, 4097));
+        assert_ne!(crc, block_crc(contents, BLOCK_TYPE_LZ4, 12, 4096));
+        // Moved anywhere within its table, or to the same offset of any other table: always a
+        // different crc (the contexts differ within 32 consecutive bits).
+        let moved: std::collections::HashSet<u32> = (0..20_000u64)
+            .map(|offset| block_crc(contents, BLOCK_TYPE_UNCOMPRESSED, 12, offset))
+            .collect();
+        assert_eq!(moved.len(), 20_000);
+        let other_tables: std::collections::HashSet<u32> = (0..20_000u64)
+            .map(|number| block_crc(contents, BLOCK_TYPE_UNCOMPRESSED, number, 4096))
+            .collect();
+        assert_eq!(other_tables.len(), 20_000);
+        let trailer = block_trailer(contents, BLOCK_TYPE_LZ4, 12, 4096);
+        assert_eq!(trailer[0], BLOCK_TYPE_LZ4);
+        assert_eq!(
+            trailer[1..],
+            block_crc(contents, BLOCK_TYPE_LZ4, 12, 4096).to_le_bytes()
+        );
+    }
+
+    #[test]
+    fn a_version_1_footer_is_reported_as_an_unsupported_version() {
+        // Version 1: three handles, version, magic, crc over the first 60 bytes (64 bytes),
+        // here as the last 72 bytes of a file.
+        let mut v1 = Vec::new();
+        for h in [1000u64, 200, 10, 30, 45, 60] {
+            v1.extend_from_slice(&h.to_le_bytes());
+        }
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&TABLE_MAGIC.to_le_bytes());
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        let mut last = vec![7u8; FOOTER_LEN - v1.len()];
+        last.extend_from_slice(&v1);
+        let err = Footer::decode(&last, Path::new("t.sst"), 0).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unsupported table format version 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_number_a_table_name_gives() {
+        assert_eq!(file_number_of(Path::new("/db/000123.sst")), 123);
+        assert_eq!(file_number_of(Path::new("000007.sst")), 7);
+        assert_eq!(file_number_of(Path::new("fuzz.sst")), 0);
+        assert_eq!(file_number_of(Path::new("/db/000123.log")), 0);
     }
 
     #[test]
@@ -393,6 +507,7 @@ mod tests {
             smallest_key: internal_key(b"a", 9, 1),
             largest_key: internal_key(b"c", 4, 0),
             file_size: 0,
+            file_number: 0,
         };
         let path = Path::new("t.sst");
         assert_eq!(

@@ -175,7 +175,14 @@ mod tests {
         let footer_at = bytes.len() - FOOTER_LEN;
         let footer = Footer::decode(&bytes[footer_at..], path, footer_at as u64).unwrap();
         let file = RealFs.open(path).unwrap();
-        let index = read_block(&*file, path, footer.index, footer_at as u64).unwrap();
+        let index = read_block(
+            &*file,
+            path,
+            footer.index,
+            footer_at as u64,
+            footer.file_number,
+        )
+        .unwrap();
         let index = Arc::new(Block::new(index, Arc::from(path), footer.index.offset).unwrap());
         let mut it = index.iter();
         it.seek_to_first().unwrap();
@@ -650,6 +657,14 @@ mod tests {
             .collect()
     }
 
+    /// Where `sizes_with_each_compression` writes the table of `COMPRESSIONS[i]`: the same
+    /// name (so the same file number, which the table holds) in a directory per compression.
+    fn compression_path(dir: &Path, i: usize) -> std::path::PathBuf {
+        let sub = dir.join(format!("c{i}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        sub.join("000100.sst")
+    }
+
     /// Write `model` with every compression; the file sizes, in `COMPRESSIONS` order, after
     /// checking each table against the model.
     fn sizes_with_each_compression(dir: &Path, model: &Model) -> Vec<u64> {
@@ -657,7 +672,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, &compression)| {
-                let path = dir.join(format!("{:06}.sst", 100 + i));
+                let path = compression_path(dir, i);
                 let opts = TableOptions {
                     compression,
                     ..TableOptions::default()
@@ -690,9 +705,9 @@ mod tests {
         let model = model_of(500, |i| random_bytes(100, i as u64));
         let sizes = sizes_with_each_compression(dir.path(), &model);
         // Every compression falls back to raw blocks: the files are the uncompressed file.
-        let raw = std::fs::read(dir.path().join("000100.sst")).unwrap();
+        let raw = std::fs::read(compression_path(dir.path(), 0)).unwrap();
         for (i, c) in COMPRESSIONS.iter().enumerate().skip(1) {
-            let path = dir.path().join(format!("{:06}.sst", 100 + i));
+            let path = compression_path(dir.path(), i);
             assert!(data_block_types(&path).iter().all(|&t| t == 0));
             assert_eq!(std::fs::read(&path).unwrap(), raw, "{c:?}");
         }
@@ -705,7 +720,7 @@ mod tests {
         let model = model_of(2000, |i| vec![b'a' + (i % 26) as u8; 100]);
         let sizes = sizes_with_each_compression(dir.path(), &model);
         for (i, c) in COMPRESSIONS.iter().enumerate().skip(1) {
-            let path = dir.path().join(format!("{:06}.sst", 100 + i));
+            let path = compression_path(dir.path(), i);
             assert!(data_block_types(&path).iter().all(|&t| t == c.block_type()));
             assert!(sizes[i] * 4 < sizes[0], "{c:?}: {sizes:?}");
         }
@@ -781,7 +796,8 @@ mod tests {
                 for x in [0x01u8, 0x80, 0xff] {
                     let mut damaged = bytes.clone();
                     damaged[pos] ^= x;
-                    let crc = block_crc(&damaged[..size], compression.block_type());
+                    // Bound to the table's number (11, in its footer) and the offset (0).
+                    let crc = block_crc(&damaged[..size], compression.block_type(), 11, 0);
                     damaged[size + 1..size + BLOCK_TRAILER_LEN].copy_from_slice(&crc.to_le_bytes());
                     std::fs::write(&bad, &damaged).unwrap();
                     let table = open(&bad, Arc::new(BlockCache::new(0))).unwrap();
@@ -833,7 +849,9 @@ mod tests {
             contents.resize(size, 0);
             let mut damaged = bytes.clone();
             damaged[..size].copy_from_slice(&contents);
-            damaged[size..size + 5].copy_from_slice(&block_trailer(&contents, BLOCK_TYPE_LZ4));
+            // Bound to the table's number (13, in its footer) and the offset (0).
+            let trailer = block_trailer(&contents, BLOCK_TYPE_LZ4, 13, 0);
+            damaged[size..size + 5].copy_from_slice(&trailer);
             let bad = dir.path().join("000014.sst");
             std::fs::write(&bad, &damaged).unwrap();
             let table = open(&bad, Arc::new(BlockCache::new(1 << 20))).unwrap();

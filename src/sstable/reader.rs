@@ -8,7 +8,9 @@
 //!
 //! What `open` checks before serving anything (a failure is `Corruption`):
 //! - the file holds at least a footer, and the footer's magic, version and crc are right;
-//! - every metadata handle lies before the footer, and every metadata block's crc matches;
+//! - every metadata handle lies before the footer, and every metadata block's crc matches
+//!   (crcs are bound to the file number in the footer and the block's offset, so a block
+//!   from another offset or table fails here and, for data blocks, when read);
 //! - the index keys are valid internal keys in strictly increasing order, its handles are 16
 //!   bytes, and the data blocks they describe are contiguous from offset 0 up to the first
 //!   metadata block;
@@ -85,19 +87,22 @@ impl Table {
         let footer_bytes = file.read_at(footer_offset, FOOTER_LEN).map_err(io)?;
         let footer = Footer::decode(&footer_bytes, &path, footer_offset)?;
 
-        let props_bytes = read_block(&*file, &path, footer.properties, footer_offset)?;
+        // Every block's crc is bound to the table's number in the footer and to its offset.
+        let number = footer.file_number;
+        let props_bytes = read_block(&*file, &path, footer.properties, footer_offset, number)?;
         let mut props = TableProperties::decode(&props_bytes, &path, footer.properties.offset)?;
         props.file_size = file_size;
+        props.file_number = number;
 
         let filter = if footer.filter.size == 0 {
             None
         } else {
-            let contents = read_block(&*file, &path, footer.filter, footer_offset)?;
+            let contents = read_block(&*file, &path, footer.filter, footer_offset, number)?;
             Some(BloomFilter::decode(contents, &path, footer.filter.offset)?)
         };
 
         let block_path: Arc<Path> = Arc::from(path.as_path());
-        let index_bytes = read_block(&*file, &path, footer.index, footer_offset)?;
+        let index_bytes = read_block(&*file, &path, footer.index, footer_offset, number)?;
         let index = Arc::new(Block::new(
             index_bytes,
             Arc::clone(&block_path),
@@ -201,7 +206,8 @@ impl Table {
         let mut entries = 0u64;
         while index.valid() {
             let handle = self.handle_at(&index)?;
-            let contents = read_block(&*self.file, &self.path, handle, self.data_end)?;
+            let number = self.props.file_number;
+            let contents = read_block(&*self.file, &self.path, handle, self.data_end, number)?;
             let block = Arc::new(Block::new(
                 contents,
                 Arc::clone(&self.block_path),
@@ -283,7 +289,8 @@ impl Table {
         if let Some(block) = self.cache.get(self.file_number, handle.offset) {
             return Ok(block);
         }
-        let contents = read_block(&*self.file, &self.path, handle, self.data_end)?;
+        let number = self.props.file_number;
+        let contents = read_block(&*self.file, &self.path, handle, self.data_end, number)?;
         let block = Arc::new(Block::new(
             contents,
             Arc::clone(&self.block_path),

@@ -609,7 +609,8 @@ impl Runner {
         }
     }
 
-    fn fault_fired(&self) -> bool {
+    /// An injected fault fired, the disk died or filled up: errors are explained.
+    pub fn fault_fired(&self) -> bool {
         self.fs.injected_faults() > 0 || self.fs.is_dead() || self.fs.enospc_errors() > 0
     }
 
@@ -675,8 +676,9 @@ impl Runner {
     }
 
     /// Open; if that fails and the run carries on after errors, try again: with transient
-    /// faults, an attempt in which no new fault fired must work.
-    fn open_retrying(&mut self) -> Result<bool, String> {
+    /// faults, an attempt in which no new fault fired must work. (`run` starts with it; a
+    /// caller driving [`Runner::step`] itself calls it first.)
+    pub fn open_retrying(&mut self) -> Result<bool, String> {
         for _ in 0..8 {
             let injected = self.fs.injected_faults();
             if self.open()? {
@@ -695,8 +697,9 @@ impl Runner {
         Ok(false)
     }
 
-    /// One step; `Ok(false)` if it failed with an error the faults explain.
-    fn step(&mut self, i: usize, step: &Step) -> Result<bool, String> {
+    /// One step (`i` names it in values and reports); `Ok(false)` if it failed with an error
+    /// the faults explain.
+    pub fn step(&mut self, i: usize, step: &Step) -> Result<bool, String> {
         let Some(db) = self.db.clone() else {
             // The last open failed (a lasting fault): only a reopen step can go on.
             if matches!(step, Step::Reopen) {

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod corruption;
+pub mod torture;
 
 use std::path::{Path, PathBuf};
 
