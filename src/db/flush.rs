@@ -29,6 +29,9 @@ use crate::version::TableHandle;
 
 /// Write the entries of `mem` that a reader at or above `oldest_visible` could need to one
 /// new level-0 table, fsync it and its directory, and open it. `None` if nothing is left.
+// The database's file context (fs, dir, options, both caches) plus the flush's own inputs;
+// recovery calls it before a `DbInner` exists, so it cannot take `&self`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_level0_table(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
