@@ -143,7 +143,7 @@ impl Writer {
             self.rng ^= self.rng << 13;
             self.rng ^= self.rng >> 17;
             self.rng ^= self.rng << 5;
-            if self.rng % BRANCHING != 0 {
+            if !self.rng.is_multiple_of(BRANCHING) {
                 break;
             }
             h += 1;
