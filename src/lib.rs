@@ -37,6 +37,7 @@ pub mod memtable;
 pub mod options;
 pub mod range_del;
 pub mod sstable;
+pub mod table_cache;
 pub mod version;
 pub mod wal;
 

@@ -93,8 +93,19 @@ pub struct Options {
     /// of CPUs, at most 4; 1 merges every compaction on the compaction thread alone. Without
     /// `background_flush` compactions always run on one thread (a deterministic run).
     pub max_subcompactions: usize,
+    /// At most this many tables are open at once (each holds a file descriptor, its index and
+    /// its bloom filter); the least recently used ones are closed and reopened on demand.
+    /// Default: 1000 (LevelDB's `max_open_files`).
+    pub max_open_tables: usize,
     /// The file system; tests substitute a fault-injecting one.
     pub fs: Arc<dyn FileSystem>,
+}
+
+/// The number of CPUs, asked once per process (it reads cgroup files, which showed up in the
+/// profile of tests that open thousands of databases).
+fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 impl Default for Options {
@@ -123,9 +134,8 @@ impl Default for Options {
             max_bytes_for_level_base: 256 << 20,
             max_bytes_for_level_multiplier: 10,
             target_file_size: 32 << 20,
-            max_subcompactions: std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(4),
+            max_subcompactions: cpus().min(4),
+            max_open_tables: 1000,
             fs: Arc::new(RealFs),
         }
     }
@@ -178,6 +188,10 @@ impl Options {
     }
     pub fn with_max_subcompactions(mut self, ways: usize) -> Self {
         self.max_subcompactions = ways;
+        self
+    }
+    pub fn with_max_open_tables(mut self, tables: usize) -> Self {
+        self.max_open_tables = tables;
         self
     }
     pub fn with_fs(mut self, fs: Arc<dyn FileSystem>) -> Self {

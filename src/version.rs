@@ -18,18 +18,24 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::cache::BlockCache;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fs::FileSystem;
 use crate::iter::InternalIterator;
 use crate::key::{user_key, SeqNo, ValueKind};
 use crate::manifest::{FileMeta, NUM_LEVELS};
 use crate::range_del::RangeTombstone;
 use crate::sstable::Table;
+use crate::table_cache::TableCache;
+use parking_lot::RwLock;
 
-/// An open SSTable and its manifest entry.
+/// A live SSTable: its manifest entry, and the table itself while it is open (see
+/// [`TableCache`]: at most `max_open_tables` are).
 pub struct TableHandle {
     pub meta: FileMeta,
-    pub table: Arc<Table>,
+    /// The open table, or `None` while closed by the table cache.
+    slot: RwLock<Option<Arc<Table>>>,
+    /// Set on each use; the table cache's CLOCK sweep clears it.
+    referenced: AtomicBool,
     obsolete: AtomicBool,
     /// Every flushed range tombstone with a sequence number up to this was applied when the
     /// table was written: it holds nothing they cover. In memory only (0 after a reopen).
@@ -37,25 +43,61 @@ pub struct TableHandle {
     fs: Arc<dyn FileSystem>,
     path: PathBuf,
     cache: Arc<BlockCache>,
+    tables: Arc<TableCache>,
 }
 
 impl TableHandle {
+    /// The handle of a table just opened (and checked against `meta`), registered with the
+    /// table cache.
     pub fn new(
         meta: FileMeta,
         table: Arc<Table>,
         fs: Arc<dyn FileSystem>,
         path: PathBuf,
         cache: Arc<BlockCache>,
-    ) -> Self {
-        TableHandle {
+        tables: Arc<TableCache>,
+    ) -> Arc<Self> {
+        let handle = Arc::new(TableHandle {
             meta,
-            table,
+            slot: RwLock::new(Some(table)),
+            referenced: AtomicBool::new(true),
             obsolete: AtomicBool::new(false),
             clean_through: AtomicU64::new(0),
             fs,
             path,
             cache,
+            tables,
+        });
+        handle.tables.admit(&handle);
+        handle
+    }
+
+    /// The table, opened again (and checked against the manifest entry) if the table cache
+    /// closed it.
+    pub fn table(self: &Arc<Self>) -> Result<Arc<Table>> {
+        self.referenced.store(true, Ordering::Relaxed);
+        if let Some(t) = self.slot.read().as_ref() {
+            return Ok(Arc::clone(t));
         }
+        let mut slot = self.slot.write();
+        if let Some(t) = slot.as_ref() {
+            return Ok(Arc::clone(t));
+        }
+        let table = open_table(&self.fs, &self.path, &self.meta, &self.cache)?;
+        *slot = Some(Arc::clone(&table));
+        drop(slot);
+        self.tables.admit(self);
+        Ok(table)
+    }
+
+    /// Whether the table was used since the last call (and clear the mark).
+    pub(crate) fn take_reference(&self) -> bool {
+        self.referenced.swap(false, Ordering::Relaxed)
+    }
+
+    /// Close the table (readers holding it finish first); false if it was not open.
+    pub(crate) fn close_table(&self) -> bool {
+        self.slot.write().take().is_some()
     }
 
     /// Record that range tombstones up to `seq` were applied when this table was written.
@@ -86,8 +128,66 @@ impl TableHandle {
     }
 }
 
+/// Open the table at `path` and check that it is the one `meta` describes.
+pub fn open_table(
+    fs: &Arc<dyn FileSystem>,
+    path: &std::path::Path,
+    meta: &FileMeta,
+    cache: &Arc<BlockCache>,
+) -> Result<Arc<Table>> {
+    let reader = fs.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::corruption(path, 0, "a table named in the manifest is missing")
+        } else {
+            Error::io(format!("opening {}", path.display()), e)
+        }
+    })?;
+    let table = Table::open(reader, path.to_path_buf(), meta.number, Arc::clone(cache))?;
+    check_table_identity(table.properties(), meta, path)?;
+    Ok(table)
+}
+
+/// Check that the table opened under `meta`'s name is the one the manifest describes: its
+/// footer names the same file number (so another table's bytes under this name are caught,
+/// even one of the same size), and its size, key range, sequence range and counts agree.
+fn check_table_identity(
+    props: &crate::sstable::TableProperties,
+    meta: &FileMeta,
+    path: &std::path::Path,
+) -> Result<()> {
+    let bad = |reason: String| Err(Error::corruption(path, 0, reason));
+    if props.file_number != meta.number {
+        return bad(format!(
+            "the table's footer says it is table {}, but it is named as table {}: another \
+             table's bytes under this name",
+            props.file_number, meta.number
+        ));
+    }
+    if props.file_size != meta.size {
+        return bad(format!(
+            "size is {} bytes but the manifest says {}",
+            props.file_size, meta.size
+        ));
+    }
+    let same = props.smallest_key == meta.smallest
+        && props.largest_key == meta.largest
+        && props.min_seq == meta.min_seq
+        && props.max_seq == meta.max_seq
+        && props.num_entries == meta.num_entries
+        && props.num_deletions == meta.num_deletions;
+    if !same {
+        return bad(
+            "the table's key range, sequence range or counts differ from the manifest's".into(),
+        );
+    }
+    Ok(())
+}
+
 impl Drop for TableHandle {
     fn drop(&mut self) {
+        if self.slot.get_mut().is_some() {
+            self.tables.closed();
+        }
         if self.obsolete.load(Ordering::Acquire) {
             self.cache.remove_file(self.meta.number);
             // A failure leaves an orphan that the next open deletes.
@@ -160,14 +260,14 @@ impl Version {
                 // Overlapping and newest first, but a newer table may only hold versions above
                 // `seq`, so keep looking until a table answers.
                 for t in tables.iter().filter(|t| t.covers(key)) {
-                    if let Some(found) = t.table.get(key, seq)? {
+                    if let Some(found) = t.table()?.get(key, seq)? {
                         return Ok(Some(found));
                     }
                 }
             } else {
                 let i = tables.partition_point(|t| user_key(&t.meta.largest) < key);
                 if let Some(t) = tables.get(i).filter(|t| t.covers(key)) {
-                    if let Some(found) = t.table.get(key, seq)? {
+                    if let Some(found) = t.table()?.get(key, seq)? {
                         return Ok(Some(found));
                     }
                 }
@@ -181,7 +281,8 @@ impl Version {
         for (level, tables) in self.levels.iter().enumerate() {
             if level == 0 {
                 for t in tables {
-                    out.push(Box::new(t.table.iter()));
+                    // One table per cursor: it opens the table at its first seek.
+                    out.push(Box::new(LevelIter::new(vec![Arc::clone(t)])));
                 }
             } else if !tables.is_empty() {
                 out.push(Box::new(LevelIter::new(tables.clone())));
@@ -282,9 +383,12 @@ impl LevelIter {
         }
     }
 
-    fn open(&mut self, index: usize) -> &mut crate::sstable::TableIter {
+    fn open(&mut self, index: usize) -> Result<&mut crate::sstable::TableIter> {
+        // If the open fails the cursor is left invalid, not on the previous table.
+        self.current = None;
         self.index = index;
-        self.current.insert(self.tables[index].table.iter())
+        let table = self.tables[index].table()?;
+        Ok(self.current.insert(table.iter()))
     }
 
     /// Move forward through empty tails until a valid entry or the end.
@@ -295,7 +399,7 @@ impl LevelIter {
                 return Ok(());
             }
             let next = self.index + 1;
-            self.open(next).seek_to_first()?;
+            self.open(next)?.seek_to_first()?;
         }
         Ok(())
     }
@@ -307,7 +411,7 @@ impl LevelIter {
                 return Ok(());
             }
             let prev = self.index - 1;
-            self.open(prev).seek_to_last()?;
+            self.open(prev)?.seek_to_last()?;
         }
         Ok(())
     }
@@ -323,7 +427,7 @@ impl InternalIterator for LevelIter {
             self.current = None;
             return Ok(());
         }
-        self.open(0).seek_to_first()?;
+        self.open(0)?.seek_to_first()?;
         self.skip_forward()
     }
 
@@ -333,7 +437,7 @@ impl InternalIterator for LevelIter {
             return Ok(());
         }
         let last = self.tables.len() - 1;
-        self.open(last).seek_to_last()?;
+        self.open(last)?.seek_to_last()?;
         self.skip_backward()
     }
 
@@ -346,7 +450,7 @@ impl InternalIterator for LevelIter {
             self.current = None;
             return Ok(());
         }
-        self.open(i).seek(target)?;
+        self.open(i)?.seek(target)?;
         self.skip_forward()
     }
 
@@ -359,7 +463,7 @@ impl InternalIterator for LevelIter {
             self.current = None;
             return Ok(());
         }
-        self.open(i - 1).seek_for_prev(target)?;
+        self.open(i - 1)?.seek_for_prev(target)?;
         self.skip_backward()
     }
 

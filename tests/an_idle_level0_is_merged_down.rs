@@ -6,9 +6,15 @@ use std::time::{Duration, Instant};
 
 use strata::{Db, Options};
 
+/// A database closed with three overlapping level-0 tables, reopened with `opts`. The tables
+/// are made with idle compaction off, so a pause on a loaded machine cannot merge them early.
 fn three_level0_tables(opts: Options) -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_with(dir.path(), opts).unwrap();
+    let db = Db::open_with(
+        dir.path(),
+        Options::default().with_idle_compaction_delay(None),
+    )
+    .unwrap();
     for round in 0..3u32 {
         for i in 0..500u32 {
             // Every round covers the whole key range, so the tables overlap.
@@ -21,6 +27,8 @@ fn three_level0_tables(opts: Options) -> (tempfile::TempDir, Db) {
         db.flush().unwrap();
     }
     assert_eq!(db.stats().tables_per_level[0], 3);
+    db.close().unwrap();
+    let db = Db::open_with(dir.path(), opts).unwrap();
     (dir, db)
 }
 

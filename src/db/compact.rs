@@ -506,7 +506,7 @@ impl DbInner {
         }
         let mut keys = Vec::new();
         for t in c.inputs.iter().chain(&c.next_inputs) {
-            keys.extend(t.table.block_boundaries()?);
+            keys.extend(t.table()?.block_boundaries()?);
         }
         keys.sort_unstable();
         let mut cuts: Vec<Vec<u8>> = Vec::with_capacity(ways - 1);
@@ -531,7 +531,7 @@ impl DbInner {
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         if c.level == 0 {
             for t in &c.inputs {
-                children.push(Box::new(t.table.iter()));
+                children.push(Box::new(LevelIter::new(vec![Arc::clone(t)])));
             }
         } else {
             children.push(Box::new(LevelIter::new(c.inputs.clone())));
@@ -552,6 +552,7 @@ impl DbInner {
             &self.dir,
             &self.opts,
             &self.cache,
+            &self.tables,
             c.output_level,
             self.opts.target_file_size,
         );

@@ -24,20 +24,25 @@ use crate::key::{parse_internal_key, SeqNo};
 use crate::manifest::VersionEdit;
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::table_cache::TableCache;
 use crate::version::TableHandle;
 
 /// Write the entries of `mem` that a reader at or above `oldest_visible` could need to one
 /// new level-0 table, fsync it and its directory, and open it. `None` if nothing is left.
+// The database's file context (fs, dir, options, both caches) plus the flush's own inputs;
+// recovery calls it before a `DbInner` exists, so it cannot take `&self`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_level0_table(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
     opts: &Options,
     cache: &Arc<BlockCache>,
+    tables: &Arc<TableCache>,
     mem: &Arc<Memtable>,
     oldest_visible: SeqNo,
     new_number: &mut dyn FnMut() -> u64,
 ) -> Result<Option<Arc<TableHandle>>> {
-    let mut out = OutputTables::new(fs, dir, opts, cache, 0, u64::MAX);
+    let mut out = OutputTables::new(fs, dir, opts, cache, tables, 0, u64::MAX);
     // The memtable's own range tombstones become durable in the same manifest edit as this
     // table, so what they cover need not be written.
     let mut retention =
@@ -113,6 +118,7 @@ impl DbInner {
             &self.dir,
             &self.opts,
             &self.cache,
+            &self.tables,
             imm,
             oldest_visible,
             &mut new_number,

@@ -173,6 +173,7 @@ pub(crate) struct DbInner {
     fs: Arc<dyn FileSystem>,
     lock: Mutex<Option<Box<dyn FileLock>>>,
     cache: Arc<BlockCache>,
+    tables: Arc<crate::table_cache::TableCache>,
 
     super_version: ArcSwap<SuperVersion>,
     sv_lock: Mutex<()>,
@@ -421,22 +422,23 @@ impl Db {
         let (_, sv) = inner.read_view();
         sv.version.check_shape(&inner.dir)?;
         for (_, t) in sv.version.all_tables() {
-            if !inner.fs.exists(t.table.path()) {
+            let table = t.table()?;
+            if !inner.fs.exists(table.path()) {
                 return Err(Error::corruption(
-                    t.table.path(),
+                    table.path(),
                     0,
                     "a live table is missing from disk",
                 ));
             }
-            let props = t.table.properties();
+            let props = table.properties();
             if props.smallest_key != t.meta.smallest || props.largest_key != t.meta.largest {
                 return Err(Error::corruption(
-                    t.table.path(),
+                    table.path(),
                     0,
                     "key range differs from the manifest",
                 ));
             }
-            t.table.verify()?;
+            table.verify()?;
         }
         Ok(())
     }
@@ -502,6 +504,7 @@ impl Db {
             stall_micros: c.stall_micros.load(Ordering::Relaxed),
             snapshots: inner.snapshots.lock().values().sum(),
             block_cache: inner.cache.stats(),
+            table_cache: inner.tables.stats(),
         }
     }
 }
@@ -614,6 +617,8 @@ pub struct DbStats {
     pub written_per_level: Vec<u64>,
     pub snapshots: usize,
     pub block_cache: CacheStats,
+    /// Open tables (bounded by `Options::max_open_tables`), opens and evictions.
+    pub table_cache: crate::table_cache::TableCacheStats,
 }
 
 impl fmt::Display for DbStats {
@@ -690,7 +695,7 @@ impl fmt::Display for DbStats {
         )?;
         let c = &self.block_cache;
         let lookups = (c.hits + c.misses).max(1);
-        write!(
+        writeln!(
             f,
             "block cache        {:.1}/{:.1} MiB, {} hits, {} misses ({:.1}% hit)",
             mib(c.usage_bytes),
@@ -698,6 +703,12 @@ impl fmt::Display for DbStats {
             c.hits,
             c.misses,
             100.0 * c.hits as f64 / lookups as f64
+        )?;
+        let t = &self.table_cache;
+        write!(
+            f,
+            "open tables        {}/{}, {} opens, {} closed by the cache",
+            t.open_tables, t.capacity, t.opens, t.evictions
         )
     }
 }

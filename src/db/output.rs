@@ -16,6 +16,7 @@ use crate::key::user_key;
 use crate::manifest::FileMeta;
 use crate::options::Options;
 use crate::sstable::{Table, TableBuilder, TableOptions, TableProperties};
+use crate::table_cache::TableCache;
 use crate::version::TableHandle;
 
 pub(crate) struct OutputTables<'a> {
@@ -23,6 +24,7 @@ pub(crate) struct OutputTables<'a> {
     dir: &'a Path,
     opts: &'a Options,
     cache: &'a Arc<BlockCache>,
+    tables: &'a Arc<TableCache>,
     /// The level the outputs go to: it picks their compression.
     level: usize,
     target_size: u64,
@@ -38,6 +40,7 @@ impl<'a> OutputTables<'a> {
         dir: &'a Path,
         opts: &'a Options,
         cache: &'a Arc<BlockCache>,
+        tables: &'a Arc<TableCache>,
         level: usize,
         target_size: u64,
     ) -> Self {
@@ -46,6 +49,7 @@ impl<'a> OutputTables<'a> {
             dir,
             opts,
             cache,
+            tables,
             level,
             target_size,
             current: None,
@@ -134,13 +138,14 @@ impl<'a> OutputTables<'a> {
                 num_entries: props.num_entries,
                 num_deletions: props.num_deletions,
             };
-            out.push(Arc::new(TableHandle::new(
+            out.push(TableHandle::new(
                 meta,
                 table,
                 Arc::clone(self.fs),
                 path,
                 Arc::clone(self.cache),
-            )));
+                Arc::clone(self.tables),
+            ));
         }
         self.created.clear();
         Ok(out)

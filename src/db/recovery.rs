@@ -34,8 +34,8 @@ use crate::manifest::{self, FileMeta, ManifestWriter, VersionEdit, NUM_LEVELS};
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::range_del::RangeTombstone;
-use crate::sstable::{Table, TableProperties};
-use crate::version::{TableHandle, Version};
+use crate::table_cache::TableCache;
+use crate::version::{open_table, TableHandle, Version};
 use crate::wal::{read_log_file, LogWriter, TailPolicy};
 
 /// State rebuilt from the manifest.
@@ -135,26 +135,22 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     state.next_file_number = state.next_file_number.max(max_on_disk + 1);
 
     let cache = Arc::new(BlockCache::new(opts.block_cache_capacity));
+    let tables = TableCache::new(opts.max_open_tables);
     let mut version = Version::empty();
     for (number, (level, meta)) in &state.files {
+        // Every table is opened and checked once here, even beyond `max_open_tables` (the
+        // cache closes the least used again), so damage is found at open.
         let path = table_path(dir, *number);
-        let reader = fs.open(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::corruption(&path, 0, "a table named in the manifest is missing")
-            } else {
-                Error::io(format!("opening {}", path.display()), e)
-            }
-        })?;
-        let table = Table::open(reader, path.clone(), *number, Arc::clone(&cache))?;
-        check_table_identity(table.properties(), meta, &path)?;
+        let table = open_table(&fs, &path, meta, &cache)?;
         let handle = TableHandle::new(
             meta.clone(),
             table,
             Arc::clone(&fs),
             path,
             Arc::clone(&cache),
+            Arc::clone(&tables),
         );
-        version.levels[*level as usize].push(Arc::new(handle));
+        version.levels[*level as usize].push(handle);
     }
     version.sort_levels();
 
@@ -246,7 +242,16 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         next_number += 1;
         next_number - 1
     };
-    let recovered = write_level0_table(&fs, dir, &opts, &cache, &mem, max_seq, &mut new_number)?;
+    let recovered = write_level0_table(
+        &fs,
+        dir,
+        &opts,
+        &cache,
+        &tables,
+        &mem,
+        max_seq,
+        &mut new_number,
+    )?;
     state.next_file_number = next_number;
     if let Some(handle) = recovered {
         state
@@ -324,6 +329,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         fs,
         lock: Mutex::new(Some(lock)),
         cache,
+        tables,
         super_version: ArcSwap::from_pointee(sv),
         sv_lock: Mutex::new(()),
         visible_seq: AtomicU64::new(max_seq),
@@ -349,38 +355,6 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         counters: Counters::default(),
         opts,
     })
-}
-
-/// Check that the table opened under `meta`'s name is the one the manifest describes: its
-/// footer names the same file number (so another table's bytes under this name are caught,
-/// even one of the same size), and its size, key range, sequence range and counts agree.
-fn check_table_identity(props: &TableProperties, meta: &FileMeta, path: &Path) -> Result<()> {
-    let bad = |reason: String| Err(Error::corruption(path, 0, reason));
-    if props.file_number != meta.number {
-        return bad(format!(
-            "the table's footer says it is table {}, but it is named as table {}: another \
-             table's bytes under this name",
-            props.file_number, meta.number
-        ));
-    }
-    if props.file_size != meta.size {
-        return bad(format!(
-            "size is {} bytes but the manifest says {}",
-            props.file_size, meta.size
-        ));
-    }
-    let same = props.smallest_key == meta.smallest
-        && props.largest_key == meta.largest
-        && props.min_seq == meta.min_seq
-        && props.max_seq == meta.max_seq
-        && props.num_entries == meta.num_entries
-        && props.num_deletions == meta.num_deletions;
-    if !same {
-        return bad(
-            "the table's key range, sequence range or counts differ from the manifest's".into(),
-        );
-    }
-    Ok(())
 }
 
 /// Check that a WAL batch continues the sequence: its first number is one past the last
