@@ -655,14 +655,18 @@ What the profiles of Strata's own runs (`perf record` on `strata bench`) show wh
   a 64 MiB memtable; a tenth is the `write` system call that hands each commit group to the OS.
   fjall and sled keep recent writes in their own memory instead (cheaper, but lost if the
   process dies; see below), so part of their lead is a weaker promise.
-- **readrandom and readwhilewriting**: with 111 MiB of tables and a 64 MiB block cache, about
-  40% of the lookups miss the cache and read their 4 KiB block with `pread` (a system call and
+- **readrandom and readwhilewriting**: at 1,000,000 keys (111 MiB of tables) and a 64 MiB
+  block cache, about 40% of the lookups miss the cache and read their 4 KiB block with `pread` (a system call and
   a copy from the page cache), then insert it into the cache. Under readwhilewriting, Strata's
   writer is also the fastest of the six, so it takes more of the two cores from the readers.
 - **fillsync with one thread**: each write appends to the log and waits for an `fdatasync`,
   which on ext4 also commits the journal for the file's growth; SQLite rewrites its WAL in
   place and sled uses `sync_file_range`. Preallocating or recycling log segments is the known
   remedy (RocksDB's `recycle_log_file_num`).
+- **Write amplification at 10,000,000 keys** (`docs/bench-10m.md`): higher than RocksDB's,
+  and not analysed yet. One known part: Strata writes its whole log (each segment is fsynced
+  at the memtable switch), while RocksDB's unsynced log pages are dropped before they reach
+  the disk (the figure in parentheses); the rest is compaction, to be broken down per level.
 - **Space after overwrite**: the size is taken right after the overwrite's flush, when the new
   versions still sit in two or three level-0 tables (fewer than the compaction trigger of four)
   above the old ones; once writes stop for a second, the idle level-0 compaction merges them
