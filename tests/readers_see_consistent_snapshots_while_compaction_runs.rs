@@ -103,7 +103,7 @@ fn transfers_keep_every_total_in_every_view_while_compaction_runs() {
                             .collect()
                     }
                     // Forward or backward over the live view.
-                    let view = if (round + r) % 2 == 0 {
+                    let view = if (round + r).is_multiple_of(2) {
                         accounts(db.prefix("g"))
                     } else {
                         let mut v = accounts(db.prefix("g").rev());
