@@ -155,9 +155,5 @@ fn a_crash_during_recovery_recovers_the_same_state() {
         failures.len(),
         start.elapsed()
     );
-    for f in failures.iter().take(10) {
-        eprintln!("FAILED: {f}\n");
-    }
-    torture.finish();
-    assert!(failures.is_empty(), "{} cases failed", failures.len());
+    torture.conclude(&failures, "recovery crash cases");
 }

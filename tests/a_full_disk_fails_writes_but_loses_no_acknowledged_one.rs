@@ -100,15 +100,7 @@ fn a_full_disk_fails_writes_but_loses_no_acknowledged_one() {
         failures.len(),
         start.elapsed()
     );
-    for f in failures.iter().take(10) {
-        eprintln!("FAILED: {f}\n");
-    }
-    torture.finish();
-    assert!(
-        failures.is_empty(),
-        "{} capacities broke the contract",
-        failures.len()
-    );
+    torture.conclude(&failures, "capacities");
     assert!(
         filled >= runs * 9 / 10,
         "only {filled} runs filled the disk"

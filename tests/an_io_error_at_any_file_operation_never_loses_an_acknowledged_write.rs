@@ -185,15 +185,7 @@ fn an_io_error_at_any_file_operation_never_loses_an_acknowledged_write() {
         failures.len(),
         start.elapsed()
     );
-    for f in failures.iter().take(10) {
-        eprintln!("FAILED: {f}\n");
-    }
-    torture.finish();
-    assert!(
-        failures.is_empty(),
-        "{} injected errors broke the contract",
-        failures.len()
-    );
+    torture.conclude(&failures, "injected errors");
     if std::env::var("STRATA_IO_POINT").is_err() {
         assert!(injected >= 3_000, "only {injected} injected errors");
     }

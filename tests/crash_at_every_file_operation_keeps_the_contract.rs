@@ -133,15 +133,7 @@ fn crash_at_every_file_operation_keeps_the_contract() {
         failures.len(),
         start.elapsed()
     );
-    for f in failures.iter().take(10) {
-        eprintln!("FAILED: {f}\n");
-    }
-    torture.finish();
-    assert!(
-        failures.is_empty(),
-        "{} crash states broke the contract",
-        failures.len()
-    );
+    torture.conclude(&failures, "crash states");
     if std::env::var("STRATA_CRASH_POINT").is_err() {
         assert!(states >= 5_000, "only {states} crash states");
     }

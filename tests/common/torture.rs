@@ -158,6 +158,20 @@ impl Torture {
             .unwrap_or_default()
     }
 
+    /// End a sweep: print its first failures, finish (as [`Torture::finish`]), and fail the
+    /// test if any case broke the contract; `what` names the cases ("crash states", ...).
+    pub fn conclude(&self, failures: &[String], what: &str) {
+        for f in failures.iter().take(10) {
+            eprintln!("FAILED: {f}\n");
+        }
+        self.finish();
+        assert!(
+            failures.is_empty(),
+            "{} {what} broke the contract",
+            failures.len()
+        );
+    }
+
     /// Print the summary and panic if any failure was recorded.
     pub fn finish(&self) {
         let failures = self.failures.lock().map(|f| f.clone()).unwrap_or_default();
