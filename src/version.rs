@@ -75,7 +75,7 @@ impl TableHandle {
     /// The table, opened again (and checked against the manifest entry) if the table cache
     /// closed it.
     pub fn table(self: &Arc<Self>) -> Result<Arc<Table>> {
-        self.referenced.store(true, Ordering::Relaxed);
+        self.mark_used();
         if let Some(t) = self.slot.read().as_ref() {
             return Ok(Arc::clone(t));
         }
@@ -88,6 +88,27 @@ impl TableHandle {
         drop(slot);
         self.tables.admit(self);
         Ok(table)
+    }
+
+    /// A point lookup in the table (see [`Table::get`]): on the hot path, so it reads through
+    /// the slot without cloning the `Arc` when the table is open.
+    pub fn get(
+        self: &Arc<Self>,
+        key: &[u8],
+        seq: SeqNo,
+    ) -> Result<Option<(ValueKind, SeqNo, Bytes)>> {
+        self.mark_used();
+        if let Some(t) = self.slot.read().as_ref() {
+            return t.get(key, seq);
+        }
+        self.table()?.get(key, seq)
+    }
+
+    /// Set the use mark, writing the shared flag only when it is clear.
+    fn mark_used(&self) {
+        if !self.referenced.load(Ordering::Relaxed) {
+            self.referenced.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Whether the table was used since the last call (and clear the mark).
@@ -260,14 +281,14 @@ impl Version {
                 // Overlapping and newest first, but a newer table may only hold versions above
                 // `seq`, so keep looking until a table answers.
                 for t in tables.iter().filter(|t| t.covers(key)) {
-                    if let Some(found) = t.table()?.get(key, seq)? {
+                    if let Some(found) = t.get(key, seq)? {
                         return Ok(Some(found));
                     }
                 }
             } else {
                 let i = tables.partition_point(|t| user_key(&t.meta.largest) < key);
                 if let Some(t) = tables.get(i).filter(|t| t.covers(key)) {
-                    if let Some(found) = t.table()?.get(key, seq)? {
+                    if let Some(found) = t.get(key, seq)? {
                         return Ok(Some(found));
                     }
                 }
