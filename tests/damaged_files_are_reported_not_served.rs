@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{copy_db_dir, files_with_suffix, key, manifest_of, value};
+use common::{copy_db_dir, files_with_suffix, key, manifest_of, value, wal_with_records};
 use strata::db::Db;
 use strata::{Error, Options};
 
@@ -171,7 +171,7 @@ fn a_flipped_byte_in_a_middle_wal_record_is_a_corruption_error() {
     let image = root.path().join("image");
     copy_db_dir(&live, &image);
     drop(db);
-    let wal = files_with_suffix(&image, ".log").pop().unwrap();
+    let wal = wal_with_records(&image);
     let len = std::fs::metadata(&wal).unwrap().len();
     flip(&wal, len / 2);
     let err = Db::open(&image).unwrap_err();
@@ -190,7 +190,7 @@ fn a_flipped_byte_in_the_last_wal_record_is_a_torn_tail_and_recovery_continues()
     let image = root.path().join("image");
     copy_db_dir(&live, &image);
     drop(db);
-    let wal = files_with_suffix(&image, ".log").pop().unwrap();
+    let wal = wal_with_records(&image);
     let len = std::fs::metadata(&wal).unwrap().len();
     flip(&wal, len - 3);
     let db = Db::open(&image).unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{copy_db_dir, files_with_suffix, key, value};
+use common::{copy_db_dir, key, value, wal_with_records};
 use strata::db::Db;
 use strata::Options;
 
@@ -21,8 +21,7 @@ fn wal_truncated_at_every_offset_recovers_a_prefix() {
     copy_db_dir(&live, &image);
     drop(db);
 
-    let wals = files_with_suffix(&image, ".log");
-    let wal = wals.last().unwrap().clone();
+    let wal = wal_with_records(&image);
     let wal_bytes = std::fs::read(&wal).unwrap();
     let wal_name = wal.file_name().unwrap().to_owned();
     assert!(wal_bytes.len() > 40 * 20, "the WAL holds the records");

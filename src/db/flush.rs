@@ -63,6 +63,7 @@ pub(crate) fn write_level0_table(
 impl DbInner {
     /// The background flush thread.
     pub(super) fn flush_loop(self: Arc<Self>) {
+        self.prepare_spare_segment();
         loop {
             {
                 let mut st = self.bg_state.lock();
@@ -77,6 +78,14 @@ impl DbInner {
                     self.bg_cv.wait(&mut st);
                 }
             }
+            // The switch that queued this memtable closed its WAL segment and took the spare:
+            // sync the one (sync writers of the new segment may be waiting for it) and make
+            // the other.
+            if let Err(e) = self.sync_closed_segments() {
+                self.poison(&e);
+                return;
+            }
+            self.prepare_spare_segment();
             if let Err(e) = self.flush_oldest_immutable() {
                 self.poison(&e);
                 return;
@@ -103,7 +112,11 @@ impl DbInner {
         let Some(imm) = self.super_version.load().imms.last().cloned() else {
             return Ok(false);
         };
-        let result = self.flush_memtable(&imm);
+        // Not needed for the flush itself (the table will hold the data), but without
+        // background threads nothing else syncs closed segments.
+        let result = self
+            .sync_closed_segments()
+            .and_then(|()| self.flush_memtable(&imm));
         if let Err(e) = &result {
             self.poison(e);
         }

@@ -12,8 +12,9 @@
 //!    write, fsynced.
 //! 2. Sequence numbers are assigned in commit order by the single group-commit leader, and
 //!    `visible_seq` is published only after every write up to it is in the memtable.
-//! 3. A WAL segment is fsynced before the next one is created, so only the newest segment
-//!    holding data can have a torn tail.
+//! 3. A WAL segment's first fsync happens only after every earlier segment is durable whole,
+//!    and is preceded by a mark saying so; a switch itself neither fsyncs nor (with a spare
+//!    ready) creates a file (see `segments`).
 //! 4. A WAL segment is deleted only after a synced manifest edit says its data is in SSTables.
 //! 5. Super versions are replaced under `sv_lock`; a reader loads `visible_seq` *before* the
 //!    super version, so the view it gets always holds every write up to its sequence number.
@@ -22,6 +23,7 @@ mod compact;
 mod flush;
 mod output;
 mod recovery;
+mod segments;
 mod write;
 
 use std::collections::BTreeMap;
@@ -163,6 +165,12 @@ struct Counters {
     subcompactions: AtomicU64,
     /// When the last write group committed ([`write::monotonic_micros`]); 0 before any.
     last_write_micros: AtomicU64,
+    /// Memtable switches (each starts a WAL segment).
+    wal_switches: AtomicU64,
+    /// Switches that found no spare segment and created one while writers waited.
+    segments_created_in_write_path: AtomicU64,
+    /// Closed WAL segments fsynced after their switch.
+    closed_segment_syncs: AtomicU64,
     /// Bytes written into each level by flushes (L0) and compactions.
     level_written: [AtomicU64; crate::manifest::NUM_LEVELS],
 }
@@ -184,6 +192,8 @@ pub(crate) struct DbInner {
     /// How long a sync leader waits for the writers of the last group to come back.
     commit_pacing: write::CommitPacing,
     log: Mutex<LogState>,
+    /// WAL segments closed by switches and waiting for their fsync, and the spare segment.
+    segments: segments::Segments,
     versions: Mutex<VersionSet>,
     /// Numbers the next manifest, WAL segment or table. Atomic so that no writer ever waits
     /// on the `versions` lock (held across manifest fsyncs) to name a new file.
@@ -473,6 +483,11 @@ impl Db {
             writes: c.writes.load(Ordering::Relaxed),
             write_groups: c.write_groups.load(Ordering::Relaxed),
             pacing_waits: inner.commit_pacing.waits.load(Ordering::Relaxed),
+            wal_switches: c.wal_switches.load(Ordering::Relaxed),
+            segments_created_in_write_path: c
+                .segments_created_in_write_path
+                .load(Ordering::Relaxed),
+            closed_segment_syncs: c.closed_segment_syncs.load(Ordering::Relaxed),
             stalls: c.stalls.load(Ordering::Relaxed),
             slowdowns: c.slowdowns.load(Ordering::Relaxed),
             compactions: c.compactions.load(Ordering::Relaxed),
@@ -594,6 +609,13 @@ pub struct DbStats {
     /// Times a sync leader waited for the writers of the previous group to come back
     /// (group-commit pacing).
     pub pacing_waits: u64,
+    /// Memtable switches, each starting a new WAL segment.
+    pub wal_switches: u64,
+    /// Switches that found no spare segment ready and created one while writers waited.
+    pub segments_created_in_write_path: u64,
+    /// Closed WAL segments fsynced after their switch (off the write path unless a sync
+    /// writer needed them first).
+    pub closed_segment_syncs: u64,
     pub stalls: u64,
     pub stall_micros: u64,
     /// Writes delayed because level 0 reached `level0_slowdown_trigger`.
@@ -657,7 +679,14 @@ impl fmt::Display for DbStats {
             self.writes as f64 / self.write_groups.max(1) as f64,
             self.pacing_waits
         )?;
-        writeln!(f, "wal written        {:.1} MiB", mib(self.wal_bytes))?;
+        writeln!(
+            f,
+            "wal written        {:.1} MiB, {} segment switches ({} created in the write path, {} closed segments synced)",
+            mib(self.wal_bytes),
+            self.wal_switches,
+            self.segments_created_in_write_path,
+            self.closed_segment_syncs
+        )?;
         writeln!(
             f,
             "flushes            {} ({:.1} MiB)",

@@ -7,8 +7,10 @@
 //! - The manifest may end in an incomplete record (a crash mid-append); anything else wrong in
 //!   it is Corruption.
 //! - WAL segments at or above the manifest's `log_number` are replayed in order. A damaged or
-//!   incomplete record is tolerated only at the very end of the log: if any valid record follows
-//!   it (in the same or a later segment) it is Corruption.
+//!   incomplete tail of a segment (see `TailPolicy::DamagedTailOk`), or records missing at the
+//!   start of a later segment, is the lost unsynced end of the log: replay stops there and the
+//!   later segments' records are dropped, unless one of them carries a mark saying the earlier
+//!   segments were synced whole (invariant 3), which makes it Corruption.
 //! - The recovered memtable is written to a level-0 table before the new manifest is written,
 //!   so the damaged tail of an old segment is never followed by new writes.
 //! - Files not referenced by the new manifest (orphan tables from a crashed flush, obsolete WAL
@@ -172,7 +174,10 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     }
     let mem = Arc::new(Memtable::new(0));
     let mut max_seq = state.last_sequence;
-    let mut damaged_tail: Option<Error> = None;
+    // Set when replay stops early at the lost or torn unsynced tail of a segment: the error
+    // to report if a later segment says the earlier ones were synced whole after all.
+    let mut cut: Option<Error> = None;
+    let mut dropped_records = 0usize;
     let replay_start = std::time::Instant::now();
     let (mut replayed_batches, mut replayed_bytes) = (0u64, 0u64);
     let mut last_replayed: Option<u64> = None;
@@ -187,16 +192,49 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             contents.records.len(),
             contents.valid_len
         );
-        replayed_bytes += contents.valid_len;
-        if !contents.records.is_empty() {
-            if let Some(err) = damaged_tail.take() {
-                // A damaged record followed by valid records in a later segment.
-                return Err(err);
+        if let Some(err) = &cut {
+            // Invariant 3: a segment is fsynced only after every earlier one is durable whole,
+            // behind a mark saying so. Without a mark, nothing in it was durable.
+            if contents.vouches_for_earlier_segments {
+                return Err(err.duplicate());
             }
+            dropped_records += contents.records.len();
+            continue;
         }
-        for record in contents.records {
+        replayed_bytes += contents.valid_len;
+        let record_count = contents.records.len();
+        for (j, record) in contents.records.into_iter().enumerate() {
             let payload = Bytes::from(record.payload);
             let batch = WriteBatch::decode(payload, &path, record.offset)?;
+            let expected = last_replayed
+                .unwrap_or(state.last_sequence)
+                .saturating_add(1);
+            if i > 0
+                && j == 0
+                && batch.first_seq > expected
+                && !contents.vouches_for_earlier_segments
+            {
+                // The earlier segment lost its unsynced last records whole (a crash before the
+                // fsync that follows a switch), while some of this one's unsynced records
+                // reached the disk: cut here as at a torn tail.
+                cut = Some(Error::corruption(
+                    &path,
+                    record.offset,
+                    format!(
+                        "records {expected} to {} are missing before this segment, and a later \
+                         segment records the earlier ones as synced whole",
+                        batch.first_seq - 1
+                    ),
+                ));
+                tracing::warn!(
+                    "{}: sequence numbers {expected} to {} were lost with the unsynced end of \
+                     the previous segment; dropping this segment's unsynced records",
+                    path.display(),
+                    batch.first_seq - 1
+                );
+                dropped_records += record_count;
+                break;
+            }
             check_sequence(
                 &batch,
                 last_replayed,
@@ -219,15 +257,24 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
                 tail.offset,
                 tail.reason
             );
-            damaged_tail = Some(Error::corruption(
-                &path,
-                tail.offset,
-                format!(
-                    "damaged record followed by valid records in a later segment: {}",
-                    tail.reason
-                ),
-            ));
+            if cut.is_none() {
+                cut = Some(Error::corruption(
+                    &path,
+                    tail.offset,
+                    format!(
+                        "damaged record in a segment that a later segment records as synced \
+                         whole: {}",
+                        tail.reason
+                    ),
+                ));
+            }
         }
+    }
+    if dropped_records > 0 {
+        tracing::warn!(
+            "dropped {dropped_records} unsynced write batches of WAL segments written after a \
+             segment's lost unsynced tail"
+        );
     }
     if !wals.is_empty() {
         tracing::info!(
@@ -336,6 +383,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         write_queue: Mutex::new(VecDeque::new()),
         write_cv: Condvar::new(),
         commit_pacing: Default::default(),
+        segments: Default::default(),
         log: Mutex::new(LogState {
             writer: LogWriter::new(log_file, log_path),
             number: log_number,

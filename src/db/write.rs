@@ -179,6 +179,18 @@ impl DbInner {
         self.make_room(&mut log)?;
         let sync = group.iter().any(|w| w.sync);
 
+        if sync && !log.writer.earlier_segments_marked() {
+            // Invariant 3: this segment's first fsync waits until the segments before it are
+            // durable whole, and a mark ahead of its records says so.
+            let marked = self
+                .sync_closed_segments()
+                .and_then(|()| log.writer.mark_earlier_segments_synced());
+            if let Err(e) = marked {
+                self.poison(&e);
+                return Err(e);
+            }
+        }
+
         let mut batches: Vec<(WriteBatch, SeqNo)> = Vec::with_capacity(group.len());
         let mut seq = log.last_seq;
         let mut appended = 0u64;
@@ -327,23 +339,22 @@ impl DbInner {
     }
 
     fn switch_memtable_inner(&self, log: &mut LogState) -> Result<()> {
-        // Invariant 3: the old segment is durable before the new one can receive writes.
-        log.writer.sync()?;
+        // No fsync and, with a spare ready, no file creation here (see `segments`): the old
+        // segment is handed to the OS now and fsynced after the switch, before any fsync of
+        // the new one (invariant 3).
+        log.writer.flush()?;
+        let (number, file) = self.next_segment(log.number)?;
         self.super_version
             .load()
             .mem
             .set_wal_bytes(log.writer.size());
-        let number = self.new_file_number();
-        let path = wal_path(&self.dir, number);
-        let file = self
-            .fs
-            .create(&path)
-            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io("syncing the database directory", e))?;
-        log.writer = LogWriter::new(file, path);
+        let old = std::mem::replace(
+            &mut log.writer,
+            LogWriter::new(file, wal_path(&self.dir, number)),
+        );
         log.number = number;
+        self.close_segment(old);
+        self.counters.wal_switches.fetch_add(1, Ordering::Relaxed);
         let mem = Arc::new(Memtable::new(number));
         self.install_super_version(|sv| {
             let mut imms = Vec::with_capacity(sv.imms.len() + 1);
@@ -434,7 +445,8 @@ impl DbInner {
         let synced = if self.poisoned.load(Ordering::Acquire) {
             Ok(())
         } else {
-            self.log.lock().writer.sync()
+            let mut log = self.log.lock();
+            self.sync_closed_segments().and_then(|()| log.writer.sync())
         };
         self.lock.lock().take();
         // A poisoned database could not flush or fsync: saying Ok would promise durability

@@ -8,7 +8,8 @@
 //! - Integers are little-endian; the header is [`HEADER_LEN`] = 9 bytes.
 //! - `crc` is CRC-32 (crc32fast) over the length bytes, the type byte and the payload, in that
 //!   order, so a damaged length or type is caught as surely as a damaged payload.
-//! - `type` is [`TYPE_FULL`]: the record holds one whole payload. 0 is never valid, so space the
+//! - `type` is [`TYPE_FULL`]: the record holds one whole payload; or one of the marks
+//!   [`TYPE_SYNC_MARK`] and [`TYPE_EARLIER_SEGMENTS_SYNCED`]. 0 is never valid, so space the
 //!   file system zero-filled (preallocation, or a crash that extended the file but not its data)
 //!   reads as damage, never as an empty record.
 //! - `length` is at most [`MAX_PAYLOAD_LEN`]; a larger length is damage.
@@ -34,6 +35,21 @@ pub const TYPE_FULL: u8 = 1;
 /// Readers use marks to tell damage in the synced part of a log (corruption) from unsynced
 /// pages a power cut wrote back out of order (a tolerable tail).
 pub const TYPE_SYNC_MARK: u8 = 2;
+/// A promise, with an empty payload, that every earlier WAL segment was made durable whole by a
+/// completed fsync. The write-ahead log writes one ahead of the first record of each segment
+/// that a sync write commits, after fsyncing the segments a memtable switch closed (their fsync
+/// runs off the write path). Recovery uses it to tell a closed segment whose unsynced tail a
+/// crash tore (the later segments then hold nothing durable and are dropped with it) from
+/// damage to a segment that was synced whole (corruption).
+pub const TYPE_EARLIER_SEGMENTS_SYNCED: u8 = 3;
+
+/// Whether `kind` is a record type this version writes.
+pub(crate) fn known_record_type(kind: u8) -> bool {
+    matches!(
+        kind,
+        TYPE_FULL | TYPE_SYNC_MARK | TYPE_EARLIER_SEGMENTS_SYNCED
+    )
+}
 
 /// The largest payload a record may carry (1 GiB). Written to disk, never lower it: a reader
 /// treats a larger length as damage.

@@ -16,7 +16,8 @@
 use std::path::Path;
 
 use super::format::{
-    decode_header, CRC_COVERS_FROM, HEADER_LEN, MAX_PAYLOAD_LEN, TYPE_FULL, TYPE_SYNC_MARK,
+    decode_header, known_record_type, CRC_COVERS_FROM, HEADER_LEN, MAX_PAYLOAD_LEN,
+    TYPE_EARLIER_SEGMENTS_SYNCED, TYPE_SYNC_MARK,
 };
 use crate::error::{Error, Result};
 use crate::fs::FileSystem;
@@ -65,6 +66,10 @@ pub struct LogContents {
     pub valid_len: u64,
     /// The cut-off tail, if any.
     pub tail: Option<TailDamage>,
+    /// Whether a valid mark in the log (a sync mark, or [`TYPE_EARLIER_SEGMENTS_SYNCED`]) says
+    /// that every earlier WAL segment was fsynced whole: a segment's first fsync waits for
+    /// its predecessors' and is preceded by such a mark.
+    pub vouches_for_earlier_segments: bool,
 }
 
 /// Parse a whole log held in `data`; `path` names it in errors.
@@ -73,11 +78,15 @@ pub fn read_log(data: &[u8], path: &Path, policy: TailPolicy) -> Result<LogConte
     let mut pos = 0usize;
     // The largest offset a sync mark vouches for: bytes before it were fsynced.
     let mut synced_through = 0u64;
+    let mut vouches = false;
     while pos < data.len() {
         let (reason, tolerated) = match check_record(data, pos) {
             Check::Valid { kind, payload, end } => {
                 if kind == TYPE_SYNC_MARK {
                     synced_through = synced_through.max(sync_claim(payload));
+                    vouches = true;
+                } else if kind == TYPE_EARLIER_SEGMENTS_SYNCED {
+                    vouches = true;
                 } else {
                     records.push(Record {
                         offset: pos as u64,
@@ -118,6 +127,7 @@ pub fn read_log(data: &[u8], path: &Path, policy: TailPolicy) -> Result<LogConte
                          synced and are dropped with it"
                     ),
                 }),
+                vouches_for_earlier_segments: vouches,
             });
         }
         return Ok(LogContents {
@@ -127,12 +137,14 @@ pub fn read_log(data: &[u8], path: &Path, policy: TailPolicy) -> Result<LogConte
                 offset: pos as u64,
                 reason,
             }),
+            vouches_for_earlier_segments: vouches,
         });
     }
     Ok(LogContents {
         records,
         valid_len: pos as u64,
         tail: None,
+        vouches_for_earlier_segments: vouches,
     })
 }
 
@@ -161,7 +173,7 @@ fn check_record(data: &[u8], pos: usize) -> Check<'_> {
         let left = data.len().saturating_sub(pos);
         return Check::Incomplete(format!("a record header is cut short after {left} bytes"));
     };
-    if header.kind != TYPE_FULL && header.kind != TYPE_SYNC_MARK {
+    if !known_record_type(header.kind) {
         return Check::Damaged(format!("unknown record type {}", header.kind));
     }
     let length = header.length as usize;
@@ -178,6 +190,12 @@ fn check_record(data: &[u8], pos: usize) -> Check<'_> {
     }
     if header.kind == TYPE_SYNC_MARK && payload.len() != 8 {
         return Check::Damaged(format!("a sync mark of {} bytes", payload.len()));
+    }
+    if header.kind == TYPE_EARLIER_SEGMENTS_SYNCED && !payload.is_empty() {
+        return Check::Damaged(format!(
+            "an earlier-segments-synced mark of {} bytes",
+            payload.len()
+        ));
     }
     Check::Valid {
         kind: header.kind,
@@ -238,7 +256,7 @@ fn find_valid_record(data: &[u8], from: usize) -> Option<usize> {
             return false;
         };
         let length = header.length as usize;
-        if (header.kind != TYPE_FULL && header.kind != TYPE_SYNC_MARK) || length > MAX_PAYLOAD_LEN {
+        if !known_record_type(header.kind) || length > MAX_PAYLOAD_LEN {
             return false;
         }
         let Some(end) = q
@@ -322,7 +340,7 @@ impl<'a> RangeCrc<'a> {
 mod tests {
     use super::*;
     use crate::fs::{FileSystem, RealFs};
-    use crate::wal::format::record_header;
+    use crate::wal::format::{record_header, TYPE_FULL};
     use crate::wal::LogWriter;
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
@@ -390,7 +408,8 @@ mod tests {
                 LogContents {
                     records: vec![],
                     valid_len: 0,
-                    tail: None
+                    tail: None,
+                    vouches_for_earlier_segments: false,
                 }
             );
         }

@@ -3,7 +3,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::format::{typed_record_header, HEADER_LEN, MAX_PAYLOAD_LEN, TYPE_FULL, TYPE_SYNC_MARK};
+use super::format::{
+    typed_record_header, HEADER_LEN, MAX_PAYLOAD_LEN, TYPE_EARLIER_SEGMENTS_SYNCED, TYPE_FULL,
+    TYPE_SYNC_MARK,
+};
 use crate::error::{Error, Result};
 use crate::fs::WritableFile;
 
@@ -27,6 +30,8 @@ pub struct LogWriter {
     synced: u64,
     /// The largest offset a sync mark in the file claims so far.
     marked: u64,
+    /// Whether the file holds a [`TYPE_EARLIER_SEGMENTS_SYNCED`] mark.
+    earlier_segments_marked: bool,
 }
 
 impl fmt::Debug for LogWriter {
@@ -50,7 +55,23 @@ impl LogWriter {
             failed: false,
             synced: 0,
             marked: 0,
+            earlier_segments_marked: false,
         }
+    }
+
+    /// Whether [`mark_earlier_segments_synced`](Self::mark_earlier_segments_synced) was done.
+    pub fn earlier_segments_marked(&self) -> bool {
+        self.earlier_segments_marked
+    }
+
+    /// Append the promise that every earlier segment of the log is durable whole (see
+    /// [`TYPE_EARLIER_SEGMENTS_SYNCED`]). The caller must have completed their fsyncs; it is
+    /// written once, ahead of the first record this segment fsyncs.
+    pub fn mark_earlier_segments_synced(&mut self) -> Result<()> {
+        self.check_usable()?;
+        self.append_typed(&[], TYPE_EARLIER_SEGMENTS_SYNCED)?;
+        self.earlier_segments_marked = true;
+        Ok(())
     }
 
     /// Append one record holding `payload` (buffered; see [`flush`](Self::flush) and

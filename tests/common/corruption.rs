@@ -84,8 +84,11 @@ impl Region {
 #[derive(Clone, Debug)]
 pub struct LogRecord {
     pub range: Range<usize>,
-    /// A sync mark (record type 2) rather than data.
+    /// A mark rather than data: a sync mark (record type 2) or an earlier-segments-synced
+    /// mark (type 3).
     pub mark: bool,
+    /// A sync mark, vouching for the bytes of its own file before the offset it names.
+    pub sync_mark: bool,
 }
 
 /// The parsed WAL segment of the image.
@@ -398,7 +401,8 @@ pub fn parse_log(bytes: &[u8]) -> Vec<LogRecord> {
         assert!(end <= bytes.len(), "an undamaged log parses");
         out.push(LogRecord {
             range: pos..end,
-            mark: bytes[pos + 8] == 2,
+            mark: bytes[pos + 8] != 1,
+            sync_mark: bytes[pos + 8] == 2,
         });
         pos = end;
     }
@@ -857,7 +861,7 @@ fn wal_accepts(image: &Image, original: &[u8], damaged: &[u8]) -> WalRule {
     let undetectable = a < image.wal.synced_end
         && records
             .iter()
-            .filter(|r| r.mark && r.range.start >= a)
+            .filter(|r| r.sync_mark && r.range.start >= a)
             .all(|r| r.range.start < b);
     let min = if undetectable {
         before

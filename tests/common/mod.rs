@@ -32,6 +32,17 @@ pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     v
 }
 
+/// The one WAL segment of `dir` that holds records. The others are empty: a spare segment the
+/// flush thread prepared for the next memtable switch.
+pub fn wal_with_records(dir: &Path) -> PathBuf {
+    let mut with_records: Vec<PathBuf> = files_with_suffix(dir, ".log")
+        .into_iter()
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .collect();
+    assert_eq!(with_records.len(), 1, "{with_records:?}");
+    with_records.pop().unwrap()
+}
+
 /// The live manifest of `dir`.
 pub fn manifest_of(dir: &Path) -> PathBuf {
     let v: Vec<PathBuf> = std::fs::read_dir(dir)
