@@ -46,8 +46,8 @@ fn segments(fs: &SimFs) -> Vec<PathBuf> {
 /// (background threads off, room for two immutable memtables). Returns the image and A's path.
 fn image(sync_in_b: bool) -> (SimFs, PathBuf) {
     let fs = SimFs::new(7);
-    // A 600-byte memtable switches after about ten of these puts.
-    let opts = sim_options(&fs).with_write_buffer_size(600);
+    // A 1,200-byte memtable switches after about ten of these puts.
+    let opts = sim_options(&fs).with_write_buffer_size(1200);
     let db = Db::open_with(DIR, opts).unwrap();
     let mut written = 0;
     while segments(&fs).len() < 2 {

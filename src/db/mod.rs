@@ -711,11 +711,16 @@ impl fmt::Display for DbStats {
             mib(self.compaction_read_bytes),
             mib(self.compaction_write_bytes)
         )?;
-        writeln!(
-            f,
-            "write amp          {:.2} (wal + flush + compaction bytes / wal bytes)",
-            (self.wal_bytes + self.flush_bytes + self.compaction_write_bytes) as f64 / user
-        )?;
+        if self.wal_bytes > 0 {
+            writeln!(
+                f,
+                "write amp          {:.2} (wal + flush + compaction bytes / wal bytes)",
+                (self.wal_bytes + self.flush_bytes + self.compaction_write_bytes) as f64 / user
+            )?;
+        } else {
+            // Nothing written since open (a reopened database compacting): no ratio.
+            writeln!(f, "write amp          - (no writes since open)")?;
+        }
         writeln!(f, "snapshots          {}", self.snapshots)?;
         writeln!(
             f,

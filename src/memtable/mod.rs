@@ -92,10 +92,7 @@ impl Memtable {
 
     /// The newest entry for `user_key` with sequence `<= seq`: its kind, sequence and value.
     pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<(ValueKind, SeqNo, Bytes)> {
-        let target = Target {
-            user_key,
-            trailer: pack_trailer(seq, KIND_SEEK),
-        };
+        let target = Target::new(user_key, pack_trailer(seq, KIND_SEEK));
         let c = self.list.seek(&target);
         if !c.is_valid() {
             return None;
