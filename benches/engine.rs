@@ -2,7 +2,8 @@
 //!
 //! - memtable insert and get with 500,000 entries (the size of a full 64 MiB memtable of
 //!   100-byte values), random 16-byte keys: the unsynced write path's largest cost;
-//! - a point seek in a 4 KiB data block: the cost of a cached table lookup.
+//! - a point seek in a 4 KiB data block, and a point read through the whole read path of a
+//!   compacted database with every block cached.
 //!
 //! The workload-level comparison with other engines is `benches/compare.rs` (BENCHMARKS.md).
 
@@ -88,5 +89,38 @@ fn block_seek(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, memtable, block_seek);
+/// A point read through the whole read path (super version, memtable, bloom filters, index
+/// and data blocks) of a compacted database whose blocks are all in the cache.
+fn db_get(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let opts = strata::Options::default()
+        .with_durability(strata::Durability::NoSync)
+        .with_block_cache_capacity(256 << 20);
+    let db = strata::Db::open_with(dir.path(), opts).expect("open");
+    let keys = random_keys(300_000, 4);
+    let value = [5u8; 100];
+    for k in &keys {
+        db.put(k, value).expect("put");
+    }
+    db.compact().expect("compact");
+    for k in &keys {
+        black_box(db.get(k).expect("get"));
+    }
+    let mut i = 0usize;
+    c.bench_function("db get hit (300k keys, compacted, all cached)", |b| {
+        b.iter(|| {
+            i = (i + 7919) % keys.len();
+            black_box(db.get(keys[i]).expect("get"))
+        })
+    });
+    let missing = random_keys(1 << 16, 5);
+    c.bench_function("db get miss (300k keys, compacted)", |b| {
+        b.iter(|| {
+            i = (i + 1) % missing.len();
+            black_box(db.get(missing[i]).expect("get"))
+        })
+    });
+}
+
+criterion_group!(benches, memtable, block_seek, db_get);
 criterion_main!(benches);

@@ -114,6 +114,17 @@ pub fn compare_internal(a: &[u8], b: &[u8]) -> Ordering {
         .then_with(|| trailer(b).cmp(&trailer(a)))
 }
 
+/// The first 8 bytes of `user_key`, zero-padded, as a big-endian number. If
+/// `key_prefix(a) < key_prefix(b)` then `a < b` (bytewise): a difference in the first 8 bytes
+/// orders the keys, and a difference in the padding means one key is a proper prefix of the
+/// other (the shorter one is smaller).
+pub fn key_prefix(user_key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = user_key.len().min(8);
+    bytes[..n].copy_from_slice(&user_key[..n]);
+    u64::from_be_bytes(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::key::TRAILER_LEN;
+use crate::key::{key_prefix, TRAILER_LEN};
 
 const MAX_HEIGHT: usize = 12;
 /// One node in `BRANCHING` reaches up a level.
@@ -74,17 +74,6 @@ const NO_PREFIX: u64 = u64::MAX;
 
 const HEADER: usize = size_of::<Node>();
 const SLOT: usize = size_of::<Link>();
-
-/// The first 8 bytes of `user_key`, zero-padded, as a big-endian number. If
-/// `key_prefix(a) < key_prefix(b)` then `a < b` (bytewise): a difference in the first 8 bytes
-/// orders the keys, and a difference in the padding means one key is a proper prefix of the
-/// other (the shorter one is smaller).
-pub fn key_prefix(user_key: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = user_key.len().min(8);
-    bytes[..n].copy_from_slice(&user_key[..n]);
-    u64::from_be_bytes(bytes)
-}
 
 impl Node {
     /// The `level`-th link of the tower.

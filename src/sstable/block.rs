@@ -224,6 +224,11 @@ impl Block {
         self.offset
     }
 
+    /// Number of restart points (entries storing their whole key).
+    pub fn num_restarts(&self) -> usize {
+        self.num_restarts
+    }
+
     /// True if the block holds no entries.
     pub fn is_empty(&self) -> bool {
         self.num_restarts == 0
@@ -345,6 +350,16 @@ impl BlockIter {
             .data
             .get(self.value.0..self.value.1)
             .unwrap_or_default()
+    }
+
+    /// Position at the entry stored at restart point `i`; invalid if there is no such point.
+    pub fn seek_to_restart_entry(&mut self, i: usize) -> Result<()> {
+        if i >= self.block.num_restarts {
+            self.invalidate();
+            return Ok(());
+        }
+        self.seek_to_restart(i);
+        self.parse_next().map(drop)
     }
 
     fn invalidate(&mut self) {

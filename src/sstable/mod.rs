@@ -598,13 +598,14 @@ mod tests {
 
     #[test]
     fn options_map_from_engine_options() {
-        let o = crate::options::Options::default()
+        let mut o = crate::options::Options::default()
             .with_block_size(8192)
             .with_bloom_bits_per_key(0);
+        o.block_restart_interval = 7;
         let t = TableOptions::for_level(&o, 0);
         assert_eq!(
             (t.block_size, t.restart_interval, t.bloom_bits_per_key),
-            (8192, 16, 0)
+            (8192, 7, 0)
         );
     }
 

@@ -31,7 +31,8 @@ use crate::error::{Error, Result};
 use crate::fs::RandomAccessFile;
 use crate::iter::InternalIterator;
 use crate::key::{
-    compare_internal, internal_key, parse_internal_key, SeqNo, ValueKind, KIND_SEEK, MAX_SEQ,
+    compare_internal, internal_key, key_prefix, parse_internal_key, user_key, SeqNo, ValueKind,
+    KIND_SEEK, MAX_SEQ,
 };
 use crate::sstable::block::{Block, BlockIter};
 use crate::sstable::filter::BloomFilter;
@@ -48,6 +49,9 @@ pub struct Table {
     file_number: u64,
     cache: Arc<BlockCache>,
     index: Arc<Block>,
+    /// Key prefixes of the index entries, for point lookups; `None` if the index does not
+    /// store every key whole.
+    index_prefixes: Option<IndexPrefixes>,
     filter: Option<BloomFilter>,
     props: TableProperties,
     /// End of the data blocks (start of the first metadata block).
@@ -113,7 +117,7 @@ impl Table {
         if filter.is_some() {
             data_end = data_end.min(footer.filter.offset);
         }
-        check_index(&index, data_end, &props, &path)?;
+        let index_prefixes = check_index(&index, data_end, &props, &path)?;
 
         Ok(Arc::new(Table {
             file,
@@ -122,6 +126,7 @@ impl Table {
             file_number,
             cache,
             index,
+            index_prefixes,
             filter,
             props,
             data_end,
@@ -154,7 +159,7 @@ impl Table {
         }
         let target = internal_key(user_key, seq.min(MAX_SEQ), KIND_SEEK);
         let mut index = self.index.iter();
-        index.seek(&target)?;
+        self.seek_index(&mut index, &target, user_key)?;
         // The first block whose last key is >= target holds the answer; the loop only moves on
         // if that block unexpectedly has no such key.
         while index.valid() {
@@ -172,6 +177,35 @@ impl Table {
             index.next()?;
         }
         Ok(None)
+    }
+
+    /// Position `index` at its first entry at or after `target` (whose user key is
+    /// `user_key`): the data block that holds the answer. With [`IndexPrefixes`], a binary
+    /// search over 8-byte numbers in one array instead of over entries decoded from all over the
+    /// index block; whole keys are compared only among entries whose prefixes tie.
+    fn seek_index(&self, index: &mut BlockIter, target: &[u8], user_key: &[u8]) -> Result<()> {
+        let Some(prefixes) = &self.index_prefixes else {
+            return index.seek(target);
+        };
+        let (mut lo, mut hi) = prefixes.candidates(user_key);
+        // Entries before `lo` are below the target, entries from `hi` on above it.
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            index.seek_to_restart_entry(mid)?;
+            if !index.valid() {
+                return Err(Error::corruption(
+                    &self.path,
+                    self.index.offset(),
+                    "index: an entry counted at open is missing",
+                ));
+            }
+            if compare_internal(index.key(), target) == Ordering::Less {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        index.seek_to_restart_entry(lo)
     }
 
     /// The user keys of the table's index entries (one per data block, so they split the
@@ -314,18 +348,30 @@ fn bad_key(path: &Path, it: &BlockIter) -> Error {
     )
 }
 
-/// Check the resident index against the data area and the properties (see the module docs).
+/// Check the resident index against the data area and the properties (see the module docs),
+/// and build its [`IndexPrefixes`] if every entry is a restart point.
 fn check_index(
     index: &Arc<Block>,
     data_end: u64,
     props: &TableProperties,
     path: &Path,
-) -> Result<()> {
+) -> Result<Option<IndexPrefixes>> {
     let mut it = index.iter();
     it.seek_to_first()?;
     let mut expected_offset = 0u64;
     let mut count = 0u64;
     let mut prev: Vec<u8> = Vec::new();
+    // The shared prefix of all index keys is that of the first and the last (they are sorted).
+    let first_user_key = {
+        let mut first = index.iter();
+        first.seek_to_first()?;
+        first.valid().then(|| user_key(first.key()).to_vec())
+    };
+    let shared = first_user_key.as_deref().map_or(0, |first| {
+        let last = user_key(&props.largest_key);
+        first.iter().zip(last).take_while(|(a, b)| a == b).count()
+    });
+    let mut prefixes = Vec::with_capacity(index.num_restarts());
     while it.valid() {
         let bad =
             |reason: String| Error::corruption(path, it.entry_offset(), format!("index: {reason}"));
@@ -350,6 +396,9 @@ fn check_index(
             ))
         })?;
         count += 1;
+        prefixes.push(key_prefix(
+            user_key(it.key()).get(shared..).unwrap_or_default(),
+        ));
         prev.clear();
         prev.extend_from_slice(it.key());
         it.next()?;
@@ -371,7 +420,44 @@ fn check_index(
             "last key differs from the largest key in the properties".into(),
         ));
     }
-    Ok(())
+    // Every entry a restart point (the builder writes the index so): entry i is restart i.
+    let every_entry_restarts = index.num_restarts() as u64 == count;
+    Ok(every_entry_restarts.then(|| IndexPrefixes {
+        shared: first_user_key
+            .map(|k| k[..shared].to_vec())
+            .unwrap_or_default(),
+        prefixes,
+    }))
+}
+
+/// For each index entry, the 8 bytes of its user key that follow the prefix all the entries
+/// share, as a number ([`key_prefix`]). Keys ordered by user key have ordered prefixes, so a
+/// binary search over these numbers narrows a point lookup to the entries whose prefixes tie
+/// with the target's (usually none).
+struct IndexPrefixes {
+    /// The user-key prefix every index key starts with.
+    shared: Vec<u8>,
+    prefixes: Vec<u64>,
+}
+
+impl IndexPrefixes {
+    /// `(lo, hi)`: every entry before `lo` is below any internal key of `user_key`, every
+    /// entry from `hi` on is above it; the entries between need a whole-key comparison.
+    fn candidates(&self, user_key: &[u8]) -> (usize, usize) {
+        let n = self.prefixes.len();
+        let Some(rest) = user_key.strip_prefix(self.shared.as_slice()) else {
+            // Not starting with the shared prefix: below every entry or above every entry.
+            return if user_key < self.shared.as_slice() {
+                (0, 0)
+            } else {
+                (n, n)
+            };
+        };
+        let target = key_prefix(rest);
+        let lo = self.prefixes.partition_point(|&p| p < target);
+        let hi = lo + self.prefixes[lo..].partition_point(|&p| p == target);
+        (lo, hi)
+    }
 }
 
 /// A cursor over a whole table: an index cursor picks the data block, a block cursor walks it.
