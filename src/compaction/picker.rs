@@ -65,8 +65,7 @@ fn key_range(tables: &[Arc<TableHandle>]) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 /// The most urgent compaction, if any level is over its target. `cursor[level]` is the
-/// largest user key compacted last time at that level: among files of equal overlap ratio
-/// the picker takes the first past it, see [`min_overlap_pick`].
+/// largest user key compacted last time at that level (round-robin).
 pub fn pick_compaction(
     version: &Version,
     opts: &Options,
@@ -98,63 +97,16 @@ pub fn pick_compaction(
         return level0_compaction(version, &targets, score);
     }
 
-    let files = &version.levels[level];
-    let after = cursor.get(level).map(Vec::as_slice).unwrap_or(&[]);
-    let pick = min_overlap_pick(&spans(files), &spans(&version.levels[level + 1]), after)?;
-    let inputs = vec![Arc::clone(files.get(pick)?)];
-    compaction_of(version, level, inputs, level + 1, score)
-}
-
-/// A table's user-key range and size, as the picker sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct Span<'a> {
-    pub smallest: &'a [u8],
-    pub largest: &'a [u8],
-    pub size: u64,
-}
-
-fn spans(tables: &[Arc<TableHandle>]) -> Vec<Span<'_>> {
-    tables
-        .iter()
-        .map(|t| Span {
-            smallest: user_key(&t.meta.smallest),
-            largest: user_key(&t.meta.largest),
-            size: t.meta.size,
-        })
-        .collect()
-}
-
-/// The file of a level to push into the next one: the one whose overlapping bytes in the next
-/// level are the smallest multiple of its own size (RocksDB's `kMinOverlappingRatio`), so each
-/// compaction rewrites as little of the next level as possible per byte it moves down. Among
-/// equal ratios (say, several files overlapping nothing) the first whose smallest key is past
-/// `after` (the last compaction's largest key) wins, so ties rotate through the key space.
-///
-/// Both slices must be sorted by key and non-overlapping (levels 1 and deeper). `None` only
-/// when `files` is empty.
-pub fn min_overlap_pick(files: &[Span<'_>], next: &[Span<'_>], after: &[u8]) -> Option<usize> {
-    let mut best: Option<(u128, bool, usize)> = None;
-    // `next` is sorted and disjoint, so the first next-level file that can overlap only moves
-    // forward as `files` does.
-    let mut lo = 0;
-    for (i, f) in files.iter().enumerate() {
-        while lo < next.len() && next[lo].largest < f.smallest {
-            lo += 1;
-        }
-        let overlap: u64 = next[lo..]
+    let (inputs, output_level) = {
+        let files = &version.levels[level];
+        let after = cursor.get(level).map(Vec::as_slice).unwrap_or(&[]);
+        let pick = files
             .iter()
-            .take_while(|n| n.smallest <= f.largest)
-            .map(|n| n.size)
-            .sum();
-        // overlap / size in 32.32 fixed point: exact enough to order, no floats.
-        let ratio = (u128::from(overlap) << 32) / u128::from(f.size.max(1));
-        let before_cursor = !after.is_empty() && f.smallest <= after;
-        let key = (ratio, before_cursor, i);
-        if best.is_none_or(|b| key < b) {
-            best = Some(key);
-        }
-    }
-    best.map(|(_, _, i)| i)
+            .find(|t| after.is_empty() || user_key(&t.meta.smallest) > after)
+            .or_else(|| files.first())?;
+        (vec![Arc::clone(pick)], level + 1)
+    };
+    compaction_of(version, level, inputs, output_level, score)
 }
 
 /// All of level 0 into the base level, whatever the file count: the compaction thread runs it
@@ -238,44 +190,4 @@ pub fn pick_tombstone_dense(
         }
     }
     None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn span(smallest: &'static str, largest: &'static str, size: u64) -> Span<'static> {
-        Span {
-            smallest: smallest.as_bytes(),
-            largest: largest.as_bytes(),
-            size,
-        }
-    }
-
-    #[test]
-    fn the_file_that_rewrites_least_below_per_byte_is_picked() {
-        let next = [
-            span("a", "c", 100),
-            span("d", "f", 100),
-            span("g", "z", 400),
-        ];
-        // Ratios: 200/50 = 4, 100/50 = 2, 400/50 = 8.
-        let files = [span("b", "e", 50), span("f", "f", 50), span("h", "k", 50)];
-        assert_eq!(min_overlap_pick(&files, &next, b""), Some(1));
-        // A bigger file over the same next-level bytes is the better move.
-        let files = [span("b", "e", 400), span("f", "f", 50), span("h", "k", 50)];
-        assert_eq!(min_overlap_pick(&files, &next, b""), Some(0));
-    }
-
-    #[test]
-    fn ties_rotate_past_the_cursor() {
-        // Nothing below: every file is a trivial move, ratio 0.
-        let files = [span("a", "b", 10), span("c", "d", 10), span("e", "f", 10)];
-        assert_eq!(min_overlap_pick(&files, &[], b""), Some(0));
-        assert_eq!(min_overlap_pick(&files, &[], b"b"), Some(1));
-        assert_eq!(min_overlap_pick(&files, &[], b"d"), Some(2));
-        // Past the last file: back to the first.
-        assert_eq!(min_overlap_pick(&files, &[], b"f"), Some(0));
-        assert_eq!(min_overlap_pick(&[], &[], b""), None);
-    }
 }
