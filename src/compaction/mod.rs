@@ -9,9 +9,13 @@
 //!
 //! Picking: level 0 scores `files / level0_compaction_trigger`; a deeper level scores
 //! `bytes / target`. The highest score at or above 1 is compacted. Level 0 compacts all its
-//! files (they overlap) with the overlapping base-level files; a deeper level compacts one file,
-//! chosen round-robin through the key space, with the overlapping files of the next level. A
-//! file that overlaps nothing below is moved by a manifest edit alone (a trivial move).
+//! files (they overlap) with the overlapping base-level files; a deeper level compacts one file
+//! with the overlapping files of the next level, chosen round-robin through the key space
+//! (RocksDB's `kMinOverlappingRatio`, the file with the smallest overlap ratio below, measured
+//! no better on random keys: 10M overwrite write amp 6.81 against 6.68). A file that overlaps
+//! nothing below is moved by a manifest edit alone (a trivial move). The merge cuts its output
+//! tables at the file boundaries of the level below the output (`db/compact.rs`), so a table
+//! pushed down later rewrites whole files there instead of straddling one more.
 //!
 //! Invariants kept by the output:
 //! - all versions of one user key go to one output file, so files of a level never share a

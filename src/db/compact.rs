@@ -109,6 +109,27 @@ fn pick_range_del_compaction(version: &Version, oldest_visible: SeqNo) -> Option
     None
 }
 
+/// How a compaction's merge is cut: groups of segments, each group merged on its own thread,
+/// its segments in key order. A group is its bounds in key order (`None` = unbounded); its
+/// segments are the windows of two, and consecutive groups share their boundary bound.
+struct MergePlan {
+    groups: Vec<Vec<Option<Vec<u8>>>>,
+}
+
+impl MergePlan {
+    /// One segment, one thread.
+    fn whole() -> Self {
+        MergePlan {
+            groups: vec![vec![None, None]],
+        }
+    }
+}
+
+/// Whether `index` is not yet among the sorted group ends (quantiles can land on one cut).
+fn cuts_key_is_new(ends: &[usize], index: usize) -> bool {
+    ends.last().is_none_or(|&last| index > last)
+}
+
 /// Entries merged between checks for shutdown.
 const ABORT_CHECK_INTERVAL: u64 = 4096;
 
@@ -443,9 +464,13 @@ impl DbInner {
 
     /// Merge the inputs into new tables of the output level. `None` if aborted by shutdown.
     ///
-    /// A large compaction is split by user key into up to `max_subcompactions` ranges merged
-    /// on parallel threads; their outputs never overlap (a user key belongs to one range) and
-    /// are installed together.
+    /// The merge is cut by user key into segments (see [`MergePlan`]): each segment writes its
+    /// own tables, so no output table spans a cut. Cuts sit at the boundaries of the files of
+    /// the level below the output, so that an output table later pushed down overlaps whole
+    /// files there rather than straddling one more (RocksDB cuts its outputs at "grandparent"
+    /// boundaries for the same reason). A large compaction is also split into up to
+    /// `max_subcompactions` groups of segments merged on parallel threads; outputs never
+    /// overlap (a user key belongs to one segment) and are installed together.
     fn merge(&self, c: &Compaction) -> Result<Option<Vec<Arc<TableHandle>>>> {
         let oldest_visible = self.oldest_visible_sequence();
         let range_dels = Arc::clone(&self.versions.lock().current.range_dels);
@@ -455,20 +480,37 @@ impl DbInner {
             .map(|t| t.seq)
             .max()
             .unwrap_or(0);
-        let cuts = self.subcompaction_cuts(c)?;
-        let merged = if cuts.is_empty() {
-            self.merge_range(c, None, None, oldest_visible, &range_dels)
+        let plan = self.merge_plan(c)?;
+        // Segments of one group run in key order on one thread; a failure or an abort stops
+        // the group, and `combine_ranges` discards what the group had finished.
+        let run_group = |group: &[Option<Vec<u8>>]| {
+            let mut results = Vec::new();
+            for w in group.windows(2) {
+                let r = self.merge_range(
+                    c,
+                    w[0].as_deref(),
+                    w[1].as_deref(),
+                    oldest_visible,
+                    &range_dels,
+                );
+                let stop = !matches!(r, Ok(Some(_)));
+                results.push(r);
+                if stop {
+                    break;
+                }
+            }
+            combine_ranges(results)
+        };
+        let merged = if plan.groups.len() == 1 {
+            run_group(&plan.groups[0])
         } else {
-            let mut bounds: Vec<Option<&[u8]>> = vec![None];
-            bounds.extend(cuts.iter().map(|k| Some(k.as_slice())));
-            bounds.push(None);
             let results: Vec<Result<Option<Vec<Arc<TableHandle>>>>> = std::thread::scope(|s| {
-                let workers: Vec<_> = bounds
-                    .windows(2)
-                    .map(|w| {
-                        let (lo, hi) = (w[0], w[1]);
-                        let range_dels = &range_dels;
-                        s.spawn(move || self.merge_range(c, lo, hi, oldest_visible, range_dels))
+                let workers: Vec<_> = plan
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        let run_group = &run_group;
+                        s.spawn(move || run_group(g))
                     })
                     .collect();
                 workers
@@ -490,10 +532,16 @@ impl DbInner {
         Ok(Some(outputs))
     }
 
-    /// User keys that cut `c` into ranges of about equal input size for subcompactions, or
-    /// none when it is too small to be worth splitting. Every data block of every input has an
-    /// index entry, so the sorted block boundaries are quantiles of the input bytes.
-    fn subcompaction_cuts(&self, c: &Compaction) -> Result<Vec<Vec<u8>>> {
+    /// How to cut `c`'s merge: output-table cuts at the boundaries of the files of the level
+    /// below the output (none when the output is the last level), kept only where each
+    /// segment holds about half a target file of input or more, so alignment never makes
+    /// small tables; and, for a compaction of at least twice `target_file_size` with
+    /// background threads, up to `max_subcompactions` groups of about equal input size,
+    /// split at one of those cuts when there are any.
+    ///
+    /// Every data block of every input has an index entry, so the sorted block boundaries
+    /// measure the input bytes between two keys.
+    fn merge_plan(&self, c: &Compaction) -> Result<MergePlan> {
         // Without background threads a run is meant to be deterministic (the fault-injection
         // sweeps replay file operations by count), so it merges on one thread.
         let ways = if self.opts.background_flush {
@@ -501,22 +549,93 @@ impl DbInner {
         } else {
             1
         };
-        if ways == 1 || c.input_bytes() < 2 * self.opts.target_file_size {
-            return Ok(Vec::new());
+        let split = ways > 1 && c.input_bytes() >= 2 * self.opts.target_file_size;
+        let grandparents: Vec<Vec<u8>> =
+            if c.output_level + 1 < NUM_LEVELS && c.output_level > c.level {
+                let current = Arc::clone(&self.versions.lock().current);
+                current.levels[c.output_level + 1]
+                    .iter()
+                    .skip(1)
+                    .map(|t| user_key(&t.meta.smallest).to_vec())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        if !split && grandparents.is_empty() {
+            return Ok(MergePlan::whole());
         }
         let mut keys = Vec::new();
         for t in c.inputs.iter().chain(&c.next_inputs) {
             keys.extend(t.table()?.block_boundaries()?);
         }
         keys.sort_unstable();
-        let mut cuts: Vec<Vec<u8>> = Vec::with_capacity(ways - 1);
-        for i in 1..ways {
-            let k = &keys[i * keys.len() / ways];
-            if cuts.last() != Some(k) && Some(k) != keys.first() {
-                cuts.push(k.clone());
+        if keys.is_empty() {
+            return Ok(MergePlan::whole());
+        }
+        let block_bytes = (c.input_bytes() / keys.len() as u64).max(1);
+        let min_blocks = (self.opts.target_file_size / 2 / block_bytes).max(1) as usize;
+        // Output cuts: positions in `keys` (blocks before the cut) and the cut key.
+        let mut cuts: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut last = 0usize;
+        for g in grandparents {
+            let at = keys.partition_point(|k| *k < g);
+            if at - last >= min_blocks && keys.len() - at >= min_blocks / 2 {
+                last = at;
+                cuts.push((at, g));
             }
         }
-        Ok(cuts)
+        // Group boundaries: the cut nearest each quantile, or the quantile key itself.
+        let mut group_ends: Vec<usize> = Vec::new();
+        if split {
+            for i in 1..ways {
+                let q = i * keys.len() / ways;
+                if cuts.is_empty() {
+                    let prev = group_ends.last().map_or(&keys[0], |&p| &keys[p]);
+                    if keys[q] != *prev {
+                        group_ends.push(q);
+                    }
+                } else {
+                    let nearest = cuts
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, (at, _))| at.abs_diff(q))
+                        .map(|(j, _)| j);
+                    if let Some(j) = nearest {
+                        if cuts_key_is_new(&group_ends, j) {
+                            group_ends.push(j);
+                        }
+                    }
+                }
+            }
+        }
+        let bounds: Vec<Option<Vec<u8>>> = if cuts.is_empty() {
+            // Only group boundaries, at quantile keys.
+            std::iter::once(None)
+                .chain(group_ends.iter().map(|&q| Some(keys[q].clone())))
+                .chain(std::iter::once(None))
+                .collect()
+        } else {
+            std::iter::once(None)
+                .chain(cuts.iter().map(|(_, k)| Some(k.clone())))
+                .chain(std::iter::once(None))
+                .collect()
+        };
+        // With alignment cuts, group ends index into `cuts` (bound j + 1); otherwise every
+        // bound is a group end.
+        let ends: Vec<usize> = if cuts.is_empty() {
+            (1..bounds.len() - 1).collect()
+        } else {
+            group_ends.iter().map(|&j| j + 1).collect()
+        };
+        let mut groups = Vec::new();
+        let mut from = 0;
+        for &e in ends.iter().chain(std::iter::once(&(bounds.len() - 1))) {
+            if e > from {
+                groups.push(bounds[from..=e].to_vec());
+                from = e;
+            }
+        }
+        Ok(MergePlan { groups })
     }
 
     /// Merge the entries of user keys in `[lo, hi)` (unbounded where `None`).
