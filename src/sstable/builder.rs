@@ -11,7 +11,8 @@
 //! - keys are encoded internal keys, strictly increasing in [`compare_internal`] order
 //!   (checked against the previous key; `InvalidArgument` otherwise);
 //! - data blocks are contiguous from offset 0, each cut once its *uncompressed* size reaches
-//!   `block_size`, then compressed with `opts.compression` if that saves at least 1/8
+//!   `block_size`, then compressed with `opts.compression` if that saves at least 1/8 (after
+//!   a run of blocks that did not, only samples are tried: see `BlockCompressor`)
 //!   (see [`crate::sstable::compress`]); metadata blocks are always stored raw;
 //! - the index holds one entry per data block: its last key and its handle;
 //! - `finish` syncs the file; the caller syncs the directory and renames if it wants atomicity;

@@ -71,8 +71,18 @@ impl Compression {
 
 /// Compresses the data blocks of one table, reusing its buffers (and zstd context) from block
 /// to block.
+/// After this many blocks in a row that did not shrink by 1/8, a compressor only tries every
+/// [`SAMPLE_EVERY`]-th block: incompressible data (random values, already compressed payloads)
+/// then costs almost no compression CPU; a block that shrinks makes it try every block again.
+const GIVE_UP_AFTER: u32 = 8;
+const SAMPLE_EVERY: u32 = 16;
+
 pub struct BlockCompressor {
     compression: Compression,
+    /// Blocks in a row that were tried and did not shrink enough.
+    failures: u32,
+    /// Blocks stored raw untried since the last try.
+    untried: u32,
     /// Created on the first zstd block; `None` also if zstd could not allocate its context
     /// (then blocks are stored raw).
     zstd: Option<zstd::bulk::Compressor<'static>>,
@@ -92,14 +102,25 @@ impl BlockCompressor {
     pub fn new(compression: Compression) -> Self {
         BlockCompressor {
             compression,
+            failures: 0,
+            untried: 0,
             zstd: None,
             buf: Vec::new(),
         }
     }
 
     /// The type byte and stored contents for a block whose built form is `raw`: compressed if
-    /// that saves at least 1/8, otherwise `raw` itself with type 0.
+    /// that saves at least 1/8, otherwise `raw` itself with type 0. After
+    /// [`GIVE_UP_AFTER`] failures in a row, most blocks are stored raw without trying.
     pub fn compress<'a>(&'a mut self, raw: &'a [u8]) -> (u8, &'a [u8]) {
+        if self.compression == Compression::None {
+            return (BLOCK_TYPE_UNCOMPRESSED, raw);
+        }
+        if self.failures >= GIVE_UP_AFTER && self.untried + 1 < SAMPLE_EVERY {
+            self.untried += 1;
+            return (BLOCK_TYPE_UNCOMPRESSED, raw);
+        }
+        self.untried = 0;
         let stored = if raw.len() > MAX_UNCOMPRESSED_BLOCK_LEN {
             None
         } else {
@@ -112,9 +133,13 @@ impl BlockCompressor {
         match stored {
             // At least 1/8 smaller: stored * 8 <= raw * 7 (u64: no overflow for any block).
             Some(n) if (n as u64) * 8 <= (raw.len() as u64) * 7 => {
+                self.failures = 0;
                 (self.compression.block_type(), &self.buf[..n])
             }
-            _ => (BLOCK_TYPE_UNCOMPRESSED, raw),
+            _ => {
+                self.failures = self.failures.saturating_add(1);
+                (BLOCK_TYPE_UNCOMPRESSED, raw)
+            }
         }
     }
 
@@ -296,6 +321,26 @@ mod tests {
                 let (ty, stored) = comp.compress(&text);
                 assert_eq!(ty, c.block_type(), "{c:?}");
                 assert!(stored.len() < 1024, "{c:?}: {}", stored.len());
+            }
+        }
+    }
+
+    #[test]
+    fn after_a_run_of_incompressible_blocks_only_samples_are_tried_until_one_shrinks() {
+        let text = compressible(4096);
+        for c in [Compression::Lz4, Compression::Zstd(3)] {
+            let mut comp = BlockCompressor::new(c);
+            for i in 0..GIVE_UP_AFTER {
+                let _ = comp.compress(&random(4096, u64::from(i) + 1));
+            }
+            // Given up: compressible blocks are stored raw, except every SAMPLE_EVERY-th,
+            // which is tried, shrinks, and makes every block tried again.
+            let stored: Vec<u8> = (0..SAMPLE_EVERY).map(|_| comp.compress(&text).0).collect();
+            let tried = stored.iter().filter(|&&t| t == c.block_type()).count();
+            assert_eq!(tried, 1, "{c:?}: {stored:?}");
+            assert_eq!(stored.last(), Some(&c.block_type()), "{c:?}");
+            for _ in 0..4 {
+                assert_eq!(comp.compress(&text).0, c.block_type(), "{c:?}");
             }
         }
     }
