@@ -45,12 +45,7 @@ const BRANCHING: u32 = 4;
 /// databases), each next one doubles up to the maximum. An entry larger than a quarter of the
 /// maximum gets a block of its own.
 const FIRST_BLOCK_BYTES: usize = 16 << 10;
-const BLOCK_BYTES: usize = HUGE_PAGE;
-/// A transparent huge page (x86-64, aarch64 with 4 KiB pages). Blocks this large are aligned
-/// to it and the kernel is asked to back them with huge pages: a search through a big memtable
-/// visits nodes spread over tens of MiB, and with 4 KiB pages nearly every step was a TLB miss
-/// as well as a cache miss.
-const HUGE_PAGE: usize = 2 << 20;
+const BLOCK_BYTES: usize = 1 << 20;
 
 /// Node header; the tower (`height` x [`Link`]), the key and the value follow it.
 #[repr(C)]
@@ -110,8 +105,12 @@ impl Node {
     }
 }
 
-/// A zeroed block of the arena: 8-byte aligned, or aligned to [`HUGE_PAGE`] and advised to
-/// use huge pages when at least that large.
+/// A zeroed, 8-byte aligned block of the arena, from the heap (`alloc_zeroed`, so a large
+/// block is fresh zero pages from the kernel, touched only as the arena fills it).
+///
+/// Huge pages were tried (2 MiB blocks aligned and advised with `MADV_HUGEPAGE`): cached
+/// memtable gets got 20% faster, but each fault then zeroes, and may compact memory for, a
+/// whole 2 MiB page on the writer's thread, and fillbatch lost 35% (3.59M to 2.33M puts/s).
 struct ArenaBlock {
     ptr: NonNull<u8>,
     layout: Layout,
@@ -119,22 +118,14 @@ struct ArenaBlock {
 
 impl ArenaBlock {
     fn new(size: usize) -> ArenaBlock {
-        let huge = size >= HUGE_PAGE;
-        let align = if huge { HUGE_PAGE } else { 8 };
         // Invariant: size is at least 8 and far below isize::MAX (a memtable entry is bounded
-        // by the key and value limits), and both alignments are powers of two.
-        let layout = Layout::from_size_align(size.max(8), align).expect("a valid arena layout");
+        // by the key and value limits), and 8 is a power of two.
+        let layout = Layout::from_size_align(size.max(8), 8).expect("a valid arena layout");
         // SAFETY: the layout has a nonzero size.
-        let raw = unsafe { std::alloc::alloc(layout) };
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
         let Some(ptr) = NonNull::new(raw) else {
             std::alloc::handle_alloc_error(layout);
         };
-        if huge {
-            advise_huge_pages(ptr, layout.size());
-        }
-        // Zeroed after the advice, so that the first touch of each page faults in huge pages.
-        // SAFETY: `ptr` is a fresh allocation of `layout.size()` bytes.
-        unsafe { ptr::write_bytes(ptr.as_ptr(), 0, layout.size()) };
         ArenaBlock { ptr, layout }
     }
 }
@@ -145,20 +136,6 @@ impl Drop for ArenaBlock {
         unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
     }
 }
-
-/// Ask the kernel to back `len` bytes at `ptr` with transparent huge pages. Only a hint: if it
-/// fails, or huge pages are disabled, the block simply uses base pages.
-#[cfg(target_os = "linux")]
-fn advise_huge_pages(ptr: NonNull<u8>, len: usize) {
-    // SAFETY: the range is one live allocation of ours; MADV_HUGEPAGE does not change its
-    // contents or validity.
-    unsafe {
-        libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_HUGEPAGE);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_ptr: NonNull<u8>, _len: usize) {}
 
 /// Bump allocator over zeroed blocks.
 struct Arena {
