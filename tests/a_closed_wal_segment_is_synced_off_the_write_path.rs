@@ -152,6 +152,39 @@ fn a_damaged_closed_segment_that_a_later_sync_vouches_for_is_corruption() {
     }
 }
 
+#[test]
+fn a_missing_middle_segment_is_corruption() {
+    let fs = SimFs::new(11);
+    let opts = sim_options(&fs)
+        .with_write_buffer_size(1200)
+        .with_durability(Durability::NoSync);
+    let db = Db::open_with(DIR, opts).unwrap();
+    // Three segments, none flushed (room for two immutable memtables).
+    let mut written = 0;
+    while segments(&fs).len() < 3 {
+        put(&db, &format!("k{written}"), false);
+        written += 1;
+        assert!(written < 200, "no memtable switches");
+    }
+    let image = fs.fork();
+    image.crash(CrashMode::KeepAll);
+    drop(db);
+    let logs = segments(&image);
+    assert_eq!(logs.len(), 3, "{logs:?}");
+    image.remove_file(&logs[1]).unwrap();
+    match reopen(&image) {
+        Err(e @ Error::Corruption { .. }) => {
+            let name = logs[2].file_name().unwrap().to_string_lossy().into_owned();
+            assert!(e.to_string().contains(&name), "{e}");
+        }
+        Err(e) => panic!("not corruption: {e}"),
+        Ok(db) => panic!(
+            "opened without the middle segment: k0 = {:?}",
+            db.get("k0").unwrap()
+        ),
+    }
+}
+
 /// (thread name, "sync" or "create", file name) of each WAL segment operation, in order.
 type Events = Arc<Mutex<Vec<(String, &'static str, String)>>>;
 

@@ -192,6 +192,25 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             contents.records.len(),
             contents.valid_len
         );
+        if let Some(previous) = contents.previous_segment {
+            // A switch wrote the number of the segment it closed; that segment is deleted
+            // only once a manifest edit moves `log_number` past it.
+            let present = if i == 0 {
+                previous < state.log_number
+            } else {
+                wals[..i].contains(&previous)
+            };
+            if !present {
+                return Err(Error::corruption(
+                    &path,
+                    0,
+                    format!(
+                        "this segment follows WAL segment {previous}, which is missing (or not \
+                         before it)"
+                    ),
+                ));
+            }
+        }
         if let Some(err) = &cut {
             // Invariant 3: a segment is fsynced only after every earlier one is durable whole,
             // behind a mark saying so. Without a mark, nothing in it was durable.

@@ -105,13 +105,20 @@ impl DbInner {
     /// Create the spare segment if there is none (flush thread). A failure is only logged: the
     /// next switch then creates its segment itself and reports the error to the writers.
     pub(super) fn prepare_spare_segment(&self) {
-        let mut spare = self.segments.spare.lock();
-        if spare.is_some() {
+        if self.segments.spare.lock().is_some() {
             return;
         }
+        // Created without holding the lock, so a switch never waits for this I/O; if the
+        // switch finds no spare meanwhile it makes its own, and this one, numbered below it,
+        // is deleted by the next switch (see the module docs).
         let number = self.new_file_number();
         match self.create_segment_file(number) {
-            Ok(file) => *spare = Some(SpareSegment { number, file }),
+            Ok(file) => {
+                let mut spare = self.segments.spare.lock();
+                if spare.is_none() {
+                    *spare = Some(SpareSegment { number, file });
+                }
+            }
             Err(e) => tracing::warn!("could not prepare a spare WAL segment: {e}"),
         }
     }

@@ -352,7 +352,8 @@ impl DbInner {
             &mut log.writer,
             LogWriter::new(file, wal_path(&self.dir, number)),
         );
-        log.number = number;
+        let old_number = std::mem::replace(&mut log.number, number);
+        log.writer.mark_previous_segment(old_number)?;
         self.close_segment(old);
         self.counters.wal_switches.fetch_add(1, Ordering::Relaxed);
         let mem = Arc::new(Memtable::new(number));

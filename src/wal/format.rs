@@ -9,7 +9,8 @@
 //! - `crc` is CRC-32 (crc32fast) over the length bytes, the type byte and the payload, in that
 //!   order, so a damaged length or type is caught as surely as a damaged payload.
 //! - `type` is [`TYPE_FULL`]: the record holds one whole payload; or one of the marks
-//!   [`TYPE_SYNC_MARK`] and [`TYPE_EARLIER_SEGMENTS_SYNCED`]. 0 is never valid, so space the
+//!   [`TYPE_SYNC_MARK`], [`TYPE_EARLIER_SEGMENTS_SYNCED`] and [`TYPE_PREVIOUS_SEGMENT`]. 0 is
+//!   never valid, so space the
 //!   file system zero-filled (preallocation, or a crash that extended the file but not its data)
 //!   reads as damage, never as an empty record.
 //! - `length` is at most [`MAX_PAYLOAD_LEN`]; a larger length is damage.
@@ -42,12 +43,16 @@ pub const TYPE_SYNC_MARK: u8 = 2;
 /// crash tore (the later segments then hold nothing durable and are dropped with it) from
 /// damage to a segment that was synced whole (corruption).
 pub const TYPE_EARLIER_SEGMENTS_SYNCED: u8 = 3;
+/// The number of the WAL segment this one follows (payload `fixed64`), written first into a
+/// segment when a memtable switch starts it. Recovery checks that the segment it names is
+/// still there, so a lost middle segment is corruption rather than a silent gap.
+pub const TYPE_PREVIOUS_SEGMENT: u8 = 4;
 
 /// Whether `kind` is a record type this version writes.
 pub(crate) fn known_record_type(kind: u8) -> bool {
     matches!(
         kind,
-        TYPE_FULL | TYPE_SYNC_MARK | TYPE_EARLIER_SEGMENTS_SYNCED
+        TYPE_FULL | TYPE_SYNC_MARK | TYPE_EARLIER_SEGMENTS_SYNCED | TYPE_PREVIOUS_SEGMENT
     )
 }
 

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use super::format::{
     decode_header, known_record_type, CRC_COVERS_FROM, HEADER_LEN, MAX_PAYLOAD_LEN,
-    TYPE_EARLIER_SEGMENTS_SYNCED, TYPE_SYNC_MARK,
+    TYPE_EARLIER_SEGMENTS_SYNCED, TYPE_PREVIOUS_SEGMENT, TYPE_SYNC_MARK,
 };
 use crate::error::{Error, Result};
 use crate::fs::FileSystem;
@@ -70,6 +70,8 @@ pub struct LogContents {
     /// that every earlier WAL segment was fsynced whole: a segment's first fsync waits for
     /// its predecessors' and is preceded by such a mark.
     pub vouches_for_earlier_segments: bool,
+    /// The segment this one follows, from its [`TYPE_PREVIOUS_SEGMENT`] record, if any.
+    pub previous_segment: Option<u64>,
 }
 
 /// Parse a whole log held in `data`; `path` names it in errors.
@@ -79,6 +81,7 @@ pub fn read_log(data: &[u8], path: &Path, policy: TailPolicy) -> Result<LogConte
     // The largest offset a sync mark vouches for: bytes before it were fsynced.
     let mut synced_through = 0u64;
     let mut vouches = false;
+    let mut previous_segment = None;
     while pos < data.len() {
         let (reason, tolerated) = match check_record(data, pos) {
             Check::Valid { kind, payload, end } => {
@@ -87,6 +90,8 @@ pub fn read_log(data: &[u8], path: &Path, policy: TailPolicy) -> Result<LogConte
                     vouches = true;
                 } else if kind == TYPE_EARLIER_SEGMENTS_SYNCED {
                     vouches = true;
+                } else if kind == TYPE_PREVIOUS_SEGMENT {
+                    previous_segment = previous_segment.or(Some(sync_claim(payload)));
                 } else {
                     records.push(Record {
                         offset: pos as u64,
@@ -128,6 +133,7 @@ pub fn read_log(data: &[u8], path: &Path, policy: TailPolicy) -> Result<LogConte
                     ),
                 }),
                 vouches_for_earlier_segments: vouches,
+                previous_segment,
             });
         }
         return Ok(LogContents {
@@ -138,6 +144,7 @@ pub fn read_log(data: &[u8], path: &Path, policy: TailPolicy) -> Result<LogConte
                 reason,
             }),
             vouches_for_earlier_segments: vouches,
+            previous_segment,
         });
     }
     Ok(LogContents {
@@ -145,6 +152,7 @@ pub fn read_log(data: &[u8], path: &Path, policy: TailPolicy) -> Result<LogConte
         valid_len: pos as u64,
         tail: None,
         vouches_for_earlier_segments: vouches,
+        previous_segment,
     })
 }
 
@@ -191,6 +199,12 @@ fn check_record(data: &[u8], pos: usize) -> Check<'_> {
     if header.kind == TYPE_SYNC_MARK && payload.len() != 8 {
         return Check::Damaged(format!("a sync mark of {} bytes", payload.len()));
     }
+    if header.kind == TYPE_PREVIOUS_SEGMENT && payload.len() != 8 {
+        return Check::Damaged(format!(
+            "a previous-segment record of {} bytes",
+            payload.len()
+        ));
+    }
     if header.kind == TYPE_EARLIER_SEGMENTS_SYNCED && !payload.is_empty() {
         return Check::Damaged(format!(
             "an earlier-segments-synced mark of {} bytes",
@@ -204,7 +218,8 @@ fn check_record(data: &[u8], pos: usize) -> Check<'_> {
     }
 }
 
-/// The offset a sync mark's payload (checked to be 8 bytes) vouches for.
+/// The `fixed64` payload (checked to be 8 bytes) of a sync mark (the offset it vouches for) or
+/// of a previous-segment record (the segment's number).
 fn sync_claim(payload: &[u8]) -> u64 {
     crate::coding::get_u64(payload, 0).unwrap_or(0)
 }
@@ -410,6 +425,7 @@ mod tests {
                     valid_len: 0,
                     tail: None,
                     vouches_for_earlier_segments: false,
+                    previous_segment: None,
                 }
             );
         }

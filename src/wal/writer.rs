@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::format::{
     typed_record_header, HEADER_LEN, MAX_PAYLOAD_LEN, TYPE_EARLIER_SEGMENTS_SYNCED, TYPE_FULL,
-    TYPE_SYNC_MARK,
+    TYPE_PREVIOUS_SEGMENT, TYPE_SYNC_MARK,
 };
 use crate::error::{Error, Result};
 use crate::fs::WritableFile;
@@ -62,6 +62,13 @@ impl LogWriter {
     /// Whether [`mark_earlier_segments_synced`](Self::mark_earlier_segments_synced) was done.
     pub fn earlier_segments_marked(&self) -> bool {
         self.earlier_segments_marked
+    }
+
+    /// Record that this segment follows segment `number` (see [`TYPE_PREVIOUS_SEGMENT`]);
+    /// written first into a segment a memtable switch starts.
+    pub fn mark_previous_segment(&mut self, number: u64) -> Result<()> {
+        self.check_usable()?;
+        self.append_typed(&number.to_le_bytes(), TYPE_PREVIOUS_SEGMENT)
     }
 
     /// Append the promise that every earlier segment of the log is durable whole (see
