@@ -648,25 +648,33 @@ caching, not the disk.
 const WHERE_STRATA_IS_BEHIND: &str = "
 ## Where Strata is behind, and why
 
-What the profiles of Strata's own runs (`perf record` on `strata bench`) show where a peer leads:
+What the profiles of Strata's own runs (`perf record` on `strata bench`, and the micro-benchmarks
+of `cargo bench --bench engine`) show where a peer leads or Strata is short of its targets:
 
-- **Writes without fsync** (fillseq, fillrandom, overwrite, deleterandom): a third of the time
-  is the memtable insert, a skiplist search that misses the CPU cache at nearly every level of
-  a 64 MiB memtable; a tenth is the `write` system call that hands each commit group to the OS.
-  fjall and sled keep recent writes in their own memory instead (cheaper, but lost if the
-  process dies; see below), so part of their lead is a weaker promise.
+- **Writes without fsync** (fillseq, fillrandom, overwrite, deleterandom, fillbatch): the
+  memtable insert is still the largest cost, a skiplist search through a 64 MiB memtable that
+  misses the CPU cache at most levels (2 µs per insert at 500,000 entries, down from 2.85 µs
+  since each link carries its successor's key prefix); each commit group is also a `write`
+  system call. fjall and sled keep recent writes in their own memory instead (cheaper, but
+  lost if the process dies; see below), so part of their lead is a weaker promise.
 - **readrandom and readwhilewriting**: at 1,000,000 keys (111 MiB of tables) and a 64 MiB
-  block cache, about 40% of the lookups miss the cache and read their 4 KiB block with `pread` (a system call and
-  a copy from the page cache), then insert it into the cache. Under readwhilewriting, Strata's
-  writer is also the fastest of the six, so it takes more of the two cores from the readers.
+  block cache, a quarter of the lookups miss the cache and read their 4 KiB block with `pread`
+  (a system call and a copy from the page cache), then insert it into the cache. A cached
+  lookup costs about 1.2 µs, most of it cache misses on the block's lines (down from 1.7 µs
+  with the index key prefixes and a restart point every 4 entries). Under readwhilewriting,
+  Strata's writer is also among the fastest, so it takes more of the two cores from the reader.
 - **fillsync with one thread**: each write appends to the log and waits for an `fdatasync`,
-  which on ext4 also commits the journal for the file's growth; SQLite rewrites its WAL in
-  place and sled uses `sync_file_range`. Preallocating or recycling log segments is the known
-  remedy (RocksDB's `recycle_log_file_num`).
-- **Write amplification at 10,000,000 keys** (`docs/bench-10m.md`): higher than RocksDB's,
-  and not analysed yet. One known part: Strata writes its whole log (each segment is fsynced
-  at the memtable switch), while RocksDB's unsynced log pages are dropped before they reach
-  the disk (the figure in parentheses); the rest is compaction, to be broken down per level.
+  which on ext4 also commits the journal for the file's growth. fjall preallocates its journal
+  (32 MiB), SQLite rewrites its WAL in place and sled uses `sync_file_range`. Preallocating or
+  recycling log segments is the known remedy (RocksDB's `recycle_log_file_num`); recovery
+  would then have to read a zero-filled tail as the clean end of a segment.
+- **Write amplification at 10,000,000 keys** (`docs/bench-10m.md`): 4.76 on fillrandom and 6.68
+  on overwrite after compaction outputs were aligned with the files below (from 5.23 and 7.81),
+  against RocksDB's 4.33 and 5.77 counting its log. What is left: Strata writes its whole log
+  (RocksDB's unsynced log pages are dropped before they reach the disk); a 64 MiB memtable
+  flushes to a 48.6 MiB table against RocksDB's 65 MB, so there are a third more L0 merges; and
+  Strata keeps the level above the last at a tenth of it (dynamic sizing) where RocksDB never
+  lets a level target fall below 256 MiB, which costs RocksDB space (1.34-1.39 after overwrite).
 - **Space after overwrite**: the size is taken right after the overwrite's flush, when the new
   versions still sit in two or three level-0 tables (fewer than the compaction trigger of four)
   above the old ones; once writes stop for a second, the idle level-0 compaction merges them
