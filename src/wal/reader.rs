@@ -414,6 +414,29 @@ mod tests {
         }
     }
 
+    /// Found by the `wal_read` fuzz target: marks are not records, so a log may end with
+    /// marks after its last record (or hold nothing else), and the valid prefix covers them.
+    #[test]
+    fn marks_after_the_last_record_belong_to_the_valid_prefix() {
+        use crate::wal::format::{typed_record_header, TYPE_EARLIER_SEGMENTS_SYNCED};
+        let mut data = typed_record_header(&[], TYPE_EARLIER_SEGMENTS_SYNCED)
+            .unwrap()
+            .to_vec();
+        for policy in POLICIES {
+            let contents = read_log(&data, &path(), policy).unwrap();
+            assert!(contents.records.is_empty());
+            assert_eq!(contents.valid_len, 9);
+            assert!(contents.vouches_for_earlier_segments);
+        }
+        // The fuzzer's input: the mark, then one stray byte (a torn tail).
+        data.push(0xff);
+        let contents = read_log(&data, &path(), TailPolicy::DamagedTailOk).unwrap();
+        assert_eq!(
+            (contents.valid_len, contents.tail.map(|t| t.offset)),
+            (9, Some(9))
+        );
+    }
+
     #[test]
     fn an_empty_log_has_no_records() {
         for policy in POLICIES {
