@@ -262,8 +262,8 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
                 record.offset,
             )?;
             replayed_batches += 1;
-            for (i, op) in batch.ops.into_iter().enumerate() {
-                let seq = batch.first_seq + i as u64;
+            for (k, op) in batch.ops.into_iter().enumerate() {
+                let seq = batch.first_seq + k as u64;
                 mem.insert(op.key, seq, op.kind, op.value);
                 max_seq = max_seq.max(seq);
                 last_replayed = Some(seq);
