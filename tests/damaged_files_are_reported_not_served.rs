@@ -6,7 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{copy_db_dir, files_with_suffix, key, manifest_of, value, wal_with_records};
+use common::{
+    copy_db_dir, files_with_suffix, key, log_records_end, manifest_of, value, wal_with_records,
+};
 use strata::db::Db;
 use strata::{Error, Options};
 
@@ -172,7 +174,7 @@ fn a_flipped_byte_in_a_middle_wal_record_is_a_corruption_error() {
     copy_db_dir(&live, &image);
     drop(db);
     let wal = wal_with_records(&image);
-    let len = std::fs::metadata(&wal).unwrap().len();
+    let len = log_records_end(&std::fs::read(&wal).unwrap()) as u64;
     flip(&wal, len / 2);
     let err = Db::open(&image).unwrap_err();
     assert!(err.is_corruption(), "{err}");
@@ -191,7 +193,7 @@ fn a_flipped_byte_in_the_last_wal_record_is_a_torn_tail_and_recovery_continues()
     copy_db_dir(&live, &image);
     drop(db);
     let wal = wal_with_records(&image);
-    let len = std::fs::metadata(&wal).unwrap().len();
+    let len = log_records_end(&std::fs::read(&wal).unwrap()) as u64;
     flip(&wal, len - 3);
     let db = Db::open(&image).unwrap();
     for i in 0..99 {

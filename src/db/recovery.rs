@@ -27,6 +27,7 @@ use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
 use super::flush::write_level0_table;
+use super::segments::create_wal_segment;
 use super::{BgState, Counters, DbInner, LogState, SuperVersion, VersionSet};
 use crate::batch::WriteBatch;
 use crate::cache::BlockCache;
@@ -38,7 +39,7 @@ use crate::options::Options;
 use crate::range_del::RangeTombstone;
 use crate::table_cache::TableCache;
 use crate::version::{open_table, TableHandle, Version};
-use crate::wal::{read_log_file, LogWriter, TailPolicy};
+use crate::wal::{read_log_file, TailPolicy};
 
 /// State rebuilt from the manifest.
 struct Recovered {
@@ -87,13 +88,13 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             // atomically after that. Without it, a directory holding nothing but empty WAL
             // segments, manifests and temp files is a creation that crashed before `open`
             // returned: nothing was ever acknowledged, so it is safe to start over. Anything
-            // else (a table, a WAL segment with bytes in it) is data we must not discard.
+            // else (a table, a WAL segment with a non-zero byte in it) is data we must not
+            // discard. (A new segment is preallocated: zeros, no records.)
             let interrupted_creation = kinds.iter().all(|k| match k {
                 FileKind::Table(_) => false,
                 FileKind::Wal(n) => fs
-                    .open(&wal_path(dir, *n))
-                    .and_then(|f| f.size())
-                    .is_ok_and(|size| size == 0),
+                    .read_all(&wal_path(dir, *n))
+                    .is_ok_and(|bytes| bytes.iter().all(|&b| b == 0)),
                 _ => true,
             });
             let has_data = kinds.iter().any(|k| {
@@ -337,12 +338,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     let log_number = state.next_file_number;
     let manifest_number = state.next_file_number + 1;
     state.next_file_number += 2;
-    let log_path = wal_path(dir, log_number);
-    let log_file = fs
-        .create(&log_path)
-        .map_err(|e| Error::io(format!("creating {}", log_path.display()), e))?;
-    fs.sync_dir(dir)
-        .map_err(|e| Error::io("syncing the database directory", e))?;
+    let wal_writer = create_wal_segment(fs.as_ref(), dir, log_number)?;
     let snapshot = VersionEdit {
         log_number: Some(log_number),
         next_file_number: Some(state.next_file_number),
@@ -404,7 +400,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         commit_pacing: Default::default(),
         segments: Default::default(),
         log: Mutex::new(LogState {
-            writer: LogWriter::new(log_file, log_path),
+            writer: wal_writer,
             number: log_number,
             last_seq: max_seq,
         }),

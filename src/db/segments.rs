@@ -23,7 +23,7 @@
 //! making a spare) would sort before it at recovery. A switch therefore only takes a spare
 //! numbered above the current segment, and deletes any other.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use parking_lot::{Condvar, Mutex};
@@ -31,7 +31,7 @@ use parking_lot::{Condvar, Mutex};
 use super::DbInner;
 use crate::error::{Error, Result};
 use crate::filenames::wal_path;
-use crate::fs::WritableFile;
+use crate::fs::FileSystem;
 use crate::wal::LogWriter;
 
 /// The WAL segments waiting for their fsync and the spare; part of [`DbInner`].
@@ -56,7 +56,7 @@ struct ClosedSegments {
 /// An empty segment, created and durably named, waiting for the next switch.
 pub(super) struct SpareSegment {
     number: u64,
-    file: Box<dyn WritableFile>,
+    writer: LogWriter,
 }
 
 impl DbInner {
@@ -87,7 +87,9 @@ impl DbInner {
             drop(closed);
             // The list's lock is not held across the fsyncs: a switch may close another
             // segment meanwhile; it joins `pending` and the loop syncs it next.
-            let result = batch.iter_mut().try_for_each(LogWriter::sync);
+            let result = batch
+                .iter_mut()
+                .try_for_each(|w| w.release_preallocation().and_then(|()| w.sync()));
             if result.is_ok() {
                 self.counters
                     .closed_segment_syncs
@@ -112,11 +114,11 @@ impl DbInner {
         // switch finds no spare meanwhile it makes its own, and this one, numbered below it,
         // is deleted by the next switch (see the module docs).
         let number = self.new_file_number();
-        match self.create_segment_file(number) {
-            Ok(file) => {
+        match self.create_segment(number) {
+            Ok(writer) => {
                 let mut spare = self.segments.spare.lock();
                 if spare.is_none() {
-                    *spare = Some(SpareSegment { number, file });
+                    *spare = Some(SpareSegment { number, writer });
                 }
             }
             Err(e) => tracing::warn!("could not prepare a spare WAL segment: {e}"),
@@ -125,13 +127,13 @@ impl DbInner {
 
     /// The segment that follows segment `current`: the spare if one is ready, else a segment
     /// created now. Called by the leader at a switch.
-    pub(super) fn next_segment(&self, current: u64) -> Result<(u64, Box<dyn WritableFile>)> {
+    pub(super) fn next_segment(&self, current: u64) -> Result<(u64, LogWriter)> {
         let spare = self.segments.spare.lock().take();
         match spare {
-            Some(s) if s.number > current => return Ok((s.number, s.file)),
+            Some(s) if s.number > current => return Ok((s.number, s.writer)),
             Some(stale) => {
                 // Numbered before the current segment: it would replay out of order.
-                drop(stale.file);
+                drop(stale.writer);
                 let _ = self.fs.remove_file(&wal_path(&self.dir, stale.number));
             }
             None => {}
@@ -140,19 +142,28 @@ impl DbInner {
             .segments_created_in_write_path
             .fetch_add(1, Ordering::Relaxed);
         let number = self.new_file_number();
-        Ok((number, self.create_segment_file(number)?))
+        Ok((number, self.create_segment(number)?))
     }
 
-    /// Create an empty segment and make its name durable.
-    fn create_segment_file(&self, number: u64) -> Result<Box<dyn WritableFile>> {
-        let path: PathBuf = wal_path(&self.dir, number);
-        let file = self
-            .fs
-            .create(&path)
-            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io("syncing the database directory", e))?;
-        Ok(file)
+    /// Create an empty, preallocated segment and make its name durable.
+    fn create_segment(&self, number: u64) -> Result<LogWriter> {
+        create_wal_segment(self.fs.as_ref(), &self.dir, number)
     }
+}
+
+/// Create WAL segment `number` in `dir`, preallocated (see [`LogWriter::preallocated`]), and
+/// make its name durable (directory fsync).
+pub(super) fn create_wal_segment(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    number: u64,
+) -> Result<LogWriter> {
+    let path: PathBuf = wal_path(dir, number);
+    let file = fs
+        .create(&path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let writer = LogWriter::preallocated(file, path)?;
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("syncing the database directory", e))?;
+    Ok(writer)
 }

@@ -25,7 +25,6 @@ use crate::filenames::wal_path;
 use crate::key::{SeqNo, ValueKind, MAX_SEQ};
 use crate::memtable::Memtable;
 use crate::options::{Durability, WriteOptions};
-use crate::wal::LogWriter;
 
 /// Upper bound on the bytes one leader commits for its followers: keeps the latency of the
 /// leader's own write bounded.
@@ -343,15 +342,12 @@ impl DbInner {
         // segment is handed to the OS now and fsynced after the switch, before any fsync of
         // the new one (invariant 3).
         log.writer.flush()?;
-        let (number, file) = self.next_segment(log.number)?;
+        let (number, writer) = self.next_segment(log.number)?;
         self.super_version
             .load()
             .mem
             .set_wal_bytes(log.writer.size());
-        let old = std::mem::replace(
-            &mut log.writer,
-            LogWriter::new(file, wal_path(&self.dir, number)),
-        );
+        let old = std::mem::replace(&mut log.writer, writer);
         let old_number = std::mem::replace(&mut log.number, number);
         log.writer.mark_previous_segment(old_number)?;
         self.close_segment(old);
@@ -447,7 +443,9 @@ impl DbInner {
             Ok(())
         } else {
             let mut log = self.log.lock();
-            self.sync_closed_segments().and_then(|()| log.writer.sync())
+            self.sync_closed_segments()
+                .and_then(|()| log.writer.release_preallocation())
+                .and_then(|()| log.writer.sync())
         };
         self.lock.lock().take();
         // A poisoned database could not flush or fsync: saying Ok would promise durability

@@ -8,6 +8,8 @@
 //!   crash); `sync` makes them durable (they survive a power cut).
 //! - Creating, renaming or removing a file is durable only after `sync_dir` on its directory.
 //! - `rename` replaces the target atomically.
+//! - `WritableFile::preallocate` extends a file with zeros that appends then overwrite; the
+//!   extension may survive a crash that loses the appends (a zero-filled tail).
 //!
 //! Three implementations: [`RealFs`] over `std::fs` (the default); [`SimFs`], an in-memory file
 //! system for tests that keeps unsynced data apart, so it can simulate a crash (dropping,
@@ -36,6 +38,18 @@ pub trait WritableFile: Send + Sync {
     fn flush(&mut self) -> io::Result<()>;
     /// Flush, then make the file's contents durable (fdatasync).
     fn sync(&mut self) -> io::Result<()>;
+    /// Set the file's size to `len` bytes, or to the bytes appended so far if that is more,
+    /// without moving the append position: the space past the appended bytes reads as zeros,
+    /// and later appends overwrite them in place. Extended this way (a sparse `ftruncate`), the
+    /// file's size does not change at each append, so an fdatasync after an append has no size
+    /// change to commit (a third faster on ext4). `preallocate(0)` gives the zeros back. The
+    /// new size is made durable by the next `sync`; a crash may leave zeros after the last byte
+    /// appended, so readers of a preallocated file must treat a zero-filled tail as its end.
+    /// The default does nothing (a hint).
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        let _ = len;
+        Ok(())
+    }
 }
 
 /// A file opened for positional reads. Shared between threads.

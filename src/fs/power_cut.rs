@@ -88,6 +88,8 @@ struct Held {
     written: u64,
     /// Bytes appended and not synced: in this process's memory only.
     pending: Vec<u8>,
+    /// The length `preallocate` extended the real file to (at once: it is not held).
+    preallocated: u64,
     /// The `WritableFile` handle is still alive.
     writer_alive: bool,
 }
@@ -162,9 +164,12 @@ impl WritableFile for HeldWritable {
             match result {
                 Ok(()) => held.written += len,
                 Err(e) => {
-                    // Part of it may have landed: the file holds what it holds.
+                    // Part of it may have landed: the file holds what it holds (unknowable
+                    // once preallocated; the writer fails for good after an error anyway).
                     if let Ok(meta) = held.file.metadata() {
-                        held.written = meta.len();
+                        if held.preallocated == 0 {
+                            held.written = meta.len();
+                        }
                     }
                     return Err(e);
                 }
@@ -172,6 +177,19 @@ impl WritableFile for HeldWritable {
         }
         // Held across the fsync: readers of this one file wait; nothing else does.
         held.file.sync_data()
+    }
+
+    /// Not held: the real file is extended now, as a kill keeps it.
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        let mut held = self.held.lock();
+        let appended = held.written + held.pending.len() as u64;
+        let size = len.max(appended);
+        if size != held.preallocated.max(appended) {
+            // Zeros past `written` up to `size`; held bytes will be written over them.
+            held.file.set_len(size.max(held.written))?;
+        }
+        held.preallocated = size;
+        Ok(())
     }
 }
 
@@ -208,7 +226,8 @@ impl RandomAccessFile for HeldReader {
             return Ok(buf);
         };
         let held = held.lock();
-        let total = held.written + held.pending.len() as u64;
+        let appended = held.written + held.pending.len() as u64;
+        let total = appended.max(held.preallocated);
         let end = offset
             .checked_add(len as u64)
             .filter(|&end| end <= total)
@@ -219,14 +238,19 @@ impl RandomAccessFile for HeldReader {
                 )
             })?;
         let mut buf = vec![0; len];
-        // [offset, end) = the part on disk [offset, split) + the held part [split, end).
-        let split = end.min(held.written).max(offset);
-        let on_disk = (split - offset) as usize;
-        self.file.read_exact_at(&mut buf[..on_disk], offset)?;
-        if split < end {
-            // `split >= held.written` here, and `end <= total`, so the range is in `pending`.
-            let from = (split - held.written) as usize;
-            buf[on_disk..].copy_from_slice(&held.pending[from..from + (len - on_disk)]);
+        // The real file holds [0, written) and the preallocated zeros; the held bytes lie over
+        // [written, appended).
+        let on_disk_end = end.min(held.written.max(held.preallocated));
+        if on_disk_end > offset {
+            self.file
+                .read_exact_at(&mut buf[..(on_disk_end - offset) as usize], offset)?;
+        }
+        let (from, to) = (offset.max(held.written), end.min(appended));
+        if from < to {
+            // Within `pending`: `held.written <= from < to <= appended`.
+            let (pending_from, pending_to) = (from - held.written, to - held.written);
+            buf[(from - offset) as usize..(to - offset) as usize]
+                .copy_from_slice(&held.pending[pending_from as usize..pending_to as usize]);
         }
         Ok(buf)
     }
@@ -235,7 +259,7 @@ impl RandomAccessFile for HeldReader {
         match &self.held {
             Some(held) => {
                 let held = held.lock();
-                Ok(held.written + held.pending.len() as u64)
+                Ok((held.written + held.pending.len() as u64).max(held.preallocated))
             }
             None => Ok(self.file.metadata()?.len()),
         }
@@ -258,6 +282,7 @@ impl FileSystem for HoldUnsyncedFs {
             file,
             written: 0,
             pending: Vec::new(),
+            preallocated: 0,
             writer_alive: true,
         }));
         // A truncated file's earlier held bytes are gone with its contents.

@@ -17,10 +17,15 @@ const WRITE_BUFFER: usize = 64 * 1024;
 struct RealWritable {
     file: File,
     buf: Vec<u8>,
+    /// Bytes appended (written or in `buf`).
+    appended: u64,
+    /// The size [`WritableFile::preallocate`] set, if it is above `appended`.
+    preallocated: u64,
 }
 
 impl WritableFile for RealWritable {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        self.appended += data.len() as u64;
         if self.buf.len() + data.len() > WRITE_BUFFER {
             self.flush()?;
         }
@@ -44,6 +49,17 @@ impl WritableFile for RealWritable {
     fn sync(&mut self) -> io::Result<()> {
         self.flush()?;
         self.file.sync_data()
+    }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        // The file is not opened with O_APPEND: writes go to the file position, which
+        // `set_len` leaves where it is, so appends overwrite the zeros.
+        let size = len.max(self.appended);
+        if size != self.preallocated.max(self.appended) {
+            self.file.set_len(size)?;
+        }
+        self.preallocated = size;
+        Ok(())
     }
 }
 
@@ -83,6 +99,8 @@ impl FileSystem for RealFs {
         Ok(Box::new(RealWritable {
             file,
             buf: Vec::with_capacity(WRITE_BUFFER),
+            appended: 0,
+            preallocated: 0,
         }))
     }
 

@@ -254,7 +254,17 @@ impl SimFs {
                 }
             }
         }
+        // A preallocation is metadata: a crash keeps the durable one, the latest, or (in the
+        // modes that keep part of what was unsynced) either; its zeros then become bytes.
         for file in st.inodes.values_mut() {
+            let reserved = match mode {
+                CrashMode::DropUnsynced => file.reserved_durable,
+                CrashMode::KeepAll | CrashMode::TearLastWrite => file.reserved,
+                _ if file.reserved == file.reserved_durable => file.reserved,
+                _ if st.rng.below(2) == 0 => file.reserved_durable,
+                _ => file.reserved,
+            };
+            file.settle_reservation(reserved);
             file.durable = file.data.len();
         }
         st.in_flight = None;
@@ -332,7 +342,7 @@ impl SimFs {
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.state.lock();
         let inode = st.lookup(path).ok()?;
-        st.inodes.get(&inode).map(|f| f.data.to_vec())
+        st.inodes.get(&inode).and_then(|f| f.read(0..f.len()))
     }
 
     /// How many bytes of `path` are not durable yet.
@@ -355,6 +365,8 @@ impl SimFs {
         let mut st = self.state.lock();
         let inode = st.lookup(path)?;
         let file = st.inodes.get_mut(&inode).ok_or_else(|| not_found(path))?;
+        let reserved = file.reserved;
+        file.settle_reservation(reserved);
         f(Arc::make_mut(&mut file.data));
         file.durable = file.data.len();
         Ok(())

@@ -6,6 +6,10 @@
 //! offset, which also catches a damaged length field that makes a middle record look
 //! incomplete (without this check, such a flip would silently cut off every later record).
 //!
+//! A log that ends in zeros ends where they start: a preallocated log (see
+//! [`LogWriter::preallocated`](super::LogWriter::preallocated)) is zero-filled past its last
+//! record, and record type 0 is never valid, so zeros cannot be mistaken for a record.
+//!
 //! One more case is a crash and not damage: a power cut may write a log's *unsynced* pages back
 //! out of order, leaving garbage followed by valid records. Sync marks (see
 //! [`TYPE_SYNC_MARK`]) say how far the log was fsynced; under
@@ -104,6 +108,12 @@ pub fn read_log(data: &[u8], path: &Path, policy: TailPolicy) -> Result<LogConte
             Check::Incomplete(reason) => (reason, policy != TailPolicy::Strict),
             Check::Damaged(reason) => (reason, policy == TailPolicy::DamagedTailOk),
         };
+        if policy == TailPolicy::DamagedTailOk && data[pos..].iter().all(|&b| b == 0) {
+            // Zeros to the end: the space a preallocated log had not filled yet (type 0 is
+            // never a record), or a crash that extended the file but not its data. Either way
+            // no record was written here, and the log ends cleanly.
+            break;
+        }
         if !tolerated {
             return Err(Error::corruption(path, pos as u64, reason));
         }
@@ -618,7 +628,7 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_filled_tail_is_tolerated_only_by_damaged_tail_ok() {
+    fn a_zero_filled_tail_is_a_clean_end_only_under_damaged_tail_ok() {
         let payloads = random_payloads(5, 4);
         let (mut data, _) = encode(&payloads);
         let end = data.len();
@@ -626,11 +636,25 @@ mod tests {
         let contents = read_log(&data, &path(), TailPolicy::DamagedTailOk).unwrap();
         assert_eq!(payloads_of(&contents), payloads);
         assert_eq!(contents.valid_len, end as u64);
-        assert!(contents.tail.unwrap().reason.contains("type 0"));
+        assert_eq!(contents.tail, None, "preallocated space is not damage");
         for policy in [TailPolicy::Strict, TailPolicy::TruncatedTailOk] {
             let err = read_log(&data, &path(), policy).unwrap_err();
             assert!(matches!(err, Error::Corruption { offset, .. } if offset == end as u64));
         }
+    }
+
+    #[test]
+    fn a_torn_record_followed_by_zeros_is_a_damaged_tail_not_a_clean_end() {
+        let payloads = random_payloads(7, 3);
+        let (mut data, starts) = encode(&payloads);
+        // The last record's first bytes reached the disk, the rest of the preallocated space
+        // is still zeros.
+        data.truncate(starts[2] + 5);
+        data.resize(starts[2] + 4096, 0);
+        let contents = read_log(&data, &path(), TailPolicy::DamagedTailOk).unwrap();
+        assert_eq!(payloads_of(&contents), payloads[..2]);
+        assert_eq!(contents.valid_len, starts[2] as u64);
+        assert_eq!(contents.tail.map(|t| t.offset), Some(starts[2] as u64));
     }
 
     #[test]

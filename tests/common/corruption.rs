@@ -297,6 +297,15 @@ pub fn build_image(seed: u64) -> Image {
     }
     let image = b.fs.fork();
     image.crash(CrashMode::KeepAll);
+    // The WAL segment ends in the zeros of its preallocated MiB: keep 64 of them (damage
+    // there is damage to the tail), so the byte-by-byte sweeps stay small.
+    for name in image.names(Path::new(DIR)) {
+        if matches!(parse_file_name(&name), Some(FileKind::Wal(_))) {
+            let path = Path::new(DIR).join(&name);
+            let end = super::log_records_end(&image.contents(&path).unwrap()) + 64;
+            image.modify(&path, |c| c.truncate(end)).unwrap();
+        }
+    }
     let shape = b.db().stats().tables_per_level;
     drop(snapshot);
     drop(b.db.take());
@@ -395,7 +404,8 @@ pub fn build_image(seed: u64) -> Image {
 pub fn parse_log(bytes: &[u8]) -> Vec<LogRecord> {
     let mut out = Vec::new();
     let mut pos = 0;
-    while pos + 9 <= bytes.len() {
+    let end_of_records = super::log_records_end(bytes);
+    while pos < end_of_records {
         let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
         let end = pos + 9 + len;
         assert!(end <= bytes.len(), "an undamaged log parses");
@@ -406,7 +416,7 @@ pub fn parse_log(bytes: &[u8]) -> Vec<LogRecord> {
         });
         pos = end;
     }
-    assert_eq!(pos, bytes.len(), "an undamaged log parses");
+    assert_eq!(pos, end_of_records, "an undamaged log parses");
     out
 }
 

@@ -38,15 +38,31 @@ pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     v
 }
 
-/// The one WAL segment of `dir` that holds records. The others are empty: a spare segment the
-/// flush thread prepared for the next memtable switch.
+/// The one WAL segment of `dir` that holds records. The others hold only zeros: a spare
+/// segment the flush thread prepared (and preallocated) for the next memtable switch.
 pub fn wal_with_records(dir: &Path) -> PathBuf {
     let mut with_records: Vec<PathBuf> = files_with_suffix(dir, ".log")
         .into_iter()
-        .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .filter(|p| std::fs::read(p).unwrap().iter().any(|&b| b != 0))
         .collect();
     assert_eq!(with_records.len(), 1, "{with_records:?}");
     with_records.pop().unwrap()
+}
+
+/// Where the records of a log end: a WAL segment is preallocated, so its records are followed
+/// by zeros (a header whose type byte is 0, never a valid type).
+pub fn log_records_end(bytes: &[u8]) -> usize {
+    let mut pos = 0;
+    while pos + 9 <= bytes.len() && bytes[pos + 8] != 0 {
+        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        pos += 9 + len;
+    }
+    assert!(pos <= bytes.len(), "an undamaged log parses");
+    assert!(
+        bytes[pos..].iter().all(|&b| b == 0),
+        "only zeros after the records"
+    );
+    pos
 }
 
 /// The live manifest of `dir`.

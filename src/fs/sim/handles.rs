@@ -67,6 +67,21 @@ impl WritableFile for SimWritable {
             .get_mut(&self.inode)
             .ok_or_else(|| not_found(&self.path))?;
         file.durable = file.data.len();
+        file.reserved_durable = file.reserved;
+        Ok(())
+    }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        let state = Arc::clone(&self.state);
+        let mut st = state.lock();
+        st.begin(self.epoch, OpKind::Preallocate, &self.path)?;
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
+        let file = st
+            .inodes
+            .get_mut(&self.inode)
+            .ok_or_else(|| not_found(&self.path))?;
+        file.reserved = len;
         Ok(())
     }
 }
@@ -82,26 +97,21 @@ impl RandomAccessFile for SimRandomAccess {
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         let mut st = self.state.lock();
         st.begin(self.epoch, OpKind::Read, &self.path)?;
-        let data = st
-            .inodes
-            .get(&self.inode)
-            .map(|f| f.data.as_slice())
-            .unwrap_or_default();
-        let range = usize::try_from(offset)
+        let file = st.inodes.get(&self.inode);
+        let bytes = usize::try_from(offset)
             .ok()
             .and_then(|start| Some(start..start.checked_add(len)?))
-            .filter(|r| r.end <= data.len());
-        match range {
-            Some(r) => Ok(data[r].to_vec()),
-            None => Err(io::Error::new(
+            .and_then(|r| file?.read(r));
+        bytes.ok_or_else(|| {
+            io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
                     "read of {len} bytes at {offset} past the end of {} ({} bytes)",
                     self.path.display(),
-                    data.len()
+                    file.map_or(0, |f| f.len())
                 ),
-            )),
-        }
+            )
+        })
     }
 
     fn size(&self) -> io::Result<u64> {
@@ -112,10 +122,7 @@ impl RandomAccessFile for SimRandomAccess {
                 self.path.display()
             )));
         }
-        Ok(st
-            .inodes
-            .get(&self.inode)
-            .map_or(0, |f| f.data.len() as u64))
+        Ok(st.inodes.get(&self.inode).map_or(0, |f| f.len() as u64))
     }
 }
 

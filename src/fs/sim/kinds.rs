@@ -22,6 +22,8 @@ pub enum OpKind {
     Sync,
     /// [`FileSystem::sync_dir`](crate::fs::FileSystem::sync_dir).
     SyncDir,
+    /// [`WritableFile::preallocate`](crate::fs::WritableFile::preallocate).
+    Preallocate,
     /// [`FileSystem::rename`](crate::fs::FileSystem::rename).
     Rename,
     /// [`FileSystem::remove_file`](crate::fs::FileSystem::remove_file).
@@ -34,7 +36,7 @@ pub enum OpKind {
 
 impl OpKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [OpKind; 12] = [
+    pub const ALL: [OpKind; 13] = [
         OpKind::CreateDir,
         OpKind::Create,
         OpKind::Open,
@@ -43,6 +45,7 @@ impl OpKind {
         OpKind::Write,
         OpKind::Sync,
         OpKind::SyncDir,
+        OpKind::Preallocate,
         OpKind::Rename,
         OpKind::Remove,
         OpKind::List,
@@ -64,6 +67,7 @@ impl OpKind {
             OpKind::Write => "write",
             OpKind::Sync => "sync",
             OpKind::SyncDir => "sync_dir",
+            OpKind::Preallocate => "preallocate",
             OpKind::Rename => "rename",
             OpKind::Remove => "remove",
             OpKind::List => "list",

@@ -32,13 +32,44 @@ impl SplitMix64 {
 
 /// A file's contents: `data[..durable]` is synced, the rest is in the OS only. The bytes are
 /// shared copy-on-write, so a fork costs a pointer per file.
+///
+/// A preallocated file reads as `data` followed by zeros up to `reserved` (appends land at
+/// `data.len()`, over the zeros); `reserved_durable` is the extension the last sync made
+/// durable.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Inode {
     pub(super) data: Arc<Vec<u8>>,
     pub(super) durable: usize,
+    pub(super) reserved: usize,
+    pub(super) reserved_durable: usize,
 }
 
 impl Inode {
+    /// The file's size as a reader sees it.
+    pub(super) fn len(&self) -> usize {
+        self.data.len().max(self.reserved)
+    }
+
+    /// The bytes a reader sees in `range`; `None` if it runs past the end.
+    pub(super) fn read(&self, range: std::ops::Range<usize>) -> Option<Vec<u8>> {
+        if range.end > self.len() || range.start > range.end {
+            return None;
+        }
+        let mut bytes = vec![0; range.len()];
+        let from_data = range.start.min(self.data.len())..range.end.min(self.data.len());
+        bytes[..from_data.len()].copy_from_slice(&self.data[from_data]);
+        Some(bytes)
+    }
+
+    /// Turn the preallocated zeros up to `reserved` into ordinary bytes of the file.
+    pub(super) fn settle_reservation(&mut self, reserved: usize) {
+        if reserved > self.data.len() {
+            Arc::make_mut(&mut self.data).resize(reserved, 0);
+        }
+        self.reserved = 0;
+        self.reserved_durable = 0;
+    }
+
     pub(super) fn truncate(&mut self, len: usize) {
         if len < self.data.len() {
             Arc::make_mut(&mut self.data).truncate(len);

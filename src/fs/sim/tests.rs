@@ -294,6 +294,7 @@ fn every_kind_of_operation_can_be_failed() {
         f.append(b"data").unwrap();
         failed += f.flush().is_err() as usize;
         f.append(b"more").unwrap();
+        failed += f.preallocate(4096).is_err() as usize;
         failed += f.sync().is_err() as usize;
         f.sync().unwrap();
         failed += fs.sync_dir(&dir).is_err() as usize;
@@ -519,4 +520,74 @@ fn reordered_pages_can_lose_a_page_and_keep_a_later_one() {
         }
     }
     assert!(holes > 10, "a lost page followed by a kept one: {holes}");
+}
+
+/// A file durably named, holding "abc" synced and preallocated to 8 bytes (synced too).
+fn preallocated_file(fs: &SimFs) -> Box<dyn WritableFile> {
+    let mut f = write_file(fs, "/db/log", b"abc", true);
+    f.preallocate(8).unwrap();
+    f.sync().unwrap();
+    fs.sync_dir(&p("/db")).unwrap();
+    f
+}
+
+#[test]
+fn a_preallocated_file_reads_as_its_bytes_then_zeros_and_appends_overwrite_them() {
+    let fs = fs();
+    let mut f = preallocated_file(&fs);
+    assert_eq!(read(&fs, "/db/log").unwrap(), b"abc\0\0\0\0\0");
+    f.append(b"de").unwrap();
+    f.flush().unwrap();
+    assert_eq!(read(&fs, "/db/log").unwrap(), b"abcde\0\0\0");
+    // Appends past the preallocated end grow the file as usual.
+    f.append(b"fghij").unwrap();
+    f.flush().unwrap();
+    assert_eq!(read(&fs, "/db/log").unwrap(), b"abcdefghij");
+}
+
+#[test]
+fn preallocating_zero_gives_the_zeros_back_but_never_appended_bytes() {
+    let fs = fs();
+    let mut f = preallocated_file(&fs);
+    f.append(b"de").unwrap();
+    f.flush().unwrap();
+    f.preallocate(0).unwrap();
+    assert_eq!(read(&fs, "/db/log").unwrap(), b"abcde");
+}
+
+#[test]
+fn a_crash_keeps_the_synced_preallocation_or_the_latest_as_the_mode_says() {
+    // The extension to 8 bytes is synced; a later one to 16 and the append "de" are not.
+    let image = || {
+        let fs = fs();
+        let mut f = preallocated_file(&fs);
+        f.append(b"de").unwrap();
+        f.flush().unwrap();
+        f.preallocate(16).unwrap();
+        fs
+    };
+    let fs = image();
+    fs.crash(CrashMode::DropUnsynced);
+    assert_eq!(read(&fs, "/db/log").unwrap(), b"abc\0\0\0\0\0");
+    let fs = image();
+    fs.crash(CrashMode::KeepAll);
+    let mut expected = b"abcde".to_vec();
+    expected.resize(16, 0);
+    assert_eq!(read(&fs, "/db/log").unwrap(), expected);
+    // The zeros became ordinary bytes: a reader after the crash sees no difference.
+    let mut seen = BTreeSet::new();
+    for seed in 0..40 {
+        let fs = image();
+        fs.reseed(seed);
+        fs.crash(CrashMode::KeepRandomPrefix);
+        let bytes = read(&fs, "/db/log").unwrap();
+        assert!(bytes.starts_with(b"abc"), "{bytes:?}");
+        assert!(bytes[3..].iter().all(|&b| b == 0 || b"de".contains(&b)));
+        seen.insert(bytes.len());
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from([8, 16]),
+        "either extension survives a crash"
+    );
 }
