@@ -382,7 +382,10 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         current: Arc::new(version),
     };
     let sv = SuperVersion {
-        mem: Arc::new(Memtable::new(log_number)),
+        mem: Arc::new(Memtable::for_write_buffer(
+            log_number,
+            opts.write_buffer_size,
+        )),
         imms: Vec::new(),
         version: Arc::clone(&versions.current),
     };

@@ -352,7 +352,10 @@ impl DbInner {
         log.writer.mark_previous_segment(old_number)?;
         self.close_segment(old);
         self.counters.wal_switches.fetch_add(1, Ordering::Relaxed);
-        let mem = Arc::new(Memtable::new(number));
+        let mem = Arc::new(Memtable::for_write_buffer(
+            number,
+            self.opts.write_buffer_size,
+        ));
         self.install_super_version(|sv| {
             let mut imms = Vec::with_capacity(sv.imms.len() + 1);
             imms.push(Arc::clone(&sv.mem));

@@ -11,6 +11,7 @@
 //! - A memtable belongs to exactly one WAL segment (`wal_number`), which holds every entry in it;
 //!   the segment may be deleted once the memtable is in an SSTable recorded in the manifest.
 
+pub mod filter;
 pub mod skiplist;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,13 +23,20 @@ use crate::error::Result;
 use crate::iter::InternalIterator;
 use crate::key::{encode_internal_key, pack_trailer, SeqNo, ValueKind, KIND_SEEK, TRAILER_LEN};
 use crate::range_del::RangeTombstone;
+use filter::MemtableFilter;
 use skiplist::{Cursor, SkipList, Target};
+
+/// A memtable's key filter gets one byte per this many bytes of `write_buffer_size` (1 MiB
+/// for the default 64 MiB; about 17 bits per 100-byte entry).
+pub const FILTER_FRACTION: usize = 64;
 
 /// Bytes charged per range tombstone beyond its keys.
 const RANGE_DEL_OVERHEAD: usize = 64;
 
 pub struct Memtable {
     list: SkipList,
+    /// Which user keys were inserted, for point reads (none in a replay memtable).
+    filter: Option<MemtableFilter>,
     /// Bytes charged to range tombstones (the list's arena is measured directly).
     range_del_bytes: AtomicUsize,
     max_seq: AtomicU64,
@@ -40,9 +48,24 @@ pub struct Memtable {
 }
 
 impl Memtable {
+    /// A memtable without a key filter (recovery's replay memtable, which nobody reads).
     pub fn new(wal_number: u64) -> Self {
+        Memtable::with_filter_bytes(wal_number, 0)
+    }
+
+    /// A memtable with a key filter sized for a memtable of `write_buffer_size` bytes.
+    pub fn for_write_buffer(wal_number: u64, write_buffer_size: usize) -> Self {
+        Memtable::with_filter_bytes(wal_number, (write_buffer_size / FILTER_FRACTION).max(1))
+    }
+
+    fn with_filter_bytes(wal_number: u64, filter_bytes: usize) -> Self {
         Memtable {
             list: SkipList::new(),
+            filter: if filter_bytes > 0 {
+                MemtableFilter::new(filter_bytes)
+            } else {
+                None
+            },
             range_del_bytes: AtomicUsize::new(0),
             max_seq: AtomicU64::new(0),
             wal_number,
@@ -76,6 +99,10 @@ impl Memtable {
     /// Insert a point entry (a value or a point deletion) from borrowed bytes.
     pub fn insert_entry(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
         debug_assert!(kind != ValueKind::RangeDeletion);
+        if let Some(filter) = &self.filter {
+            // Before the skiplist insert: see the filter's invariants.
+            filter.insert(user_key);
+        }
         let mut ikey = [0u8; 64];
         let len = user_key.len() + TRAILER_LEN;
         if len <= ikey.len() {
@@ -92,6 +119,13 @@ impl Memtable {
 
     /// The newest entry for `user_key` with sequence `<= seq`: its kind, sequence and value.
     pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Option<(ValueKind, SeqNo, Bytes)> {
+        if self
+            .filter
+            .as_ref()
+            .is_some_and(|f| !f.may_contain(user_key))
+        {
+            return None;
+        }
         let target = Target::new(user_key, pack_trailer(seq, KIND_SEEK));
         let c = self.list.seek(&target);
         if !c.is_valid() {
@@ -135,9 +169,11 @@ impl Memtable {
         self.wal_bytes.load(Ordering::Relaxed)
     }
 
-    /// Bytes held: the skiplist's arena plus the range tombstones.
+    /// Bytes held: the skiplist's arena, the range tombstones and the key filter.
     pub fn approximate_size(&self) -> usize {
-        self.list.memory() + self.range_del_bytes.load(Ordering::Relaxed)
+        self.list.memory()
+            + self.range_del_bytes.load(Ordering::Relaxed)
+            + self.filter.as_ref().map_or(0, MemtableFilter::memory)
     }
 
     pub fn len(&self) -> usize {
@@ -247,6 +283,37 @@ mod tests {
         assert_eq!(m.get(b"k", MAX_SEQ), Some((ValueKind::Value, 5, b("v5"))));
         assert_eq!(m.get(b"j", MAX_SEQ), None);
         assert_eq!(m.max_seq(), 5);
+    }
+
+    #[test]
+    fn a_filtered_memtable_finds_values_and_deletions_and_skips_absent_keys() {
+        // A small filter (4 KiB) under 2,000 keys: false positives happen, and must still
+        // read as absent.
+        let m = Memtable::for_write_buffer(1, 4096 * FILTER_FRACTION);
+        for i in 0..2000u64 {
+            let kind = if i % 3 == 0 {
+                ValueKind::Deletion
+            } else {
+                ValueKind::Value
+            };
+            m.insert(b(&format!("k{i}")), i + 1, kind, b("v"));
+        }
+        for i in 0..2000u64 {
+            let found = m
+                .get(format!("k{i}").as_bytes(), MAX_SEQ)
+                .map(|(k, s, _)| (k, s));
+            let kind = if i % 3 == 0 {
+                ValueKind::Deletion
+            } else {
+                ValueKind::Value
+            };
+            assert_eq!(found, Some((kind, i + 1)), "k{i}");
+        }
+        assert!((2000..12000).all(|i| m.get(format!("k{i}").as_bytes(), MAX_SEQ).is_none()));
+        assert!(
+            m.approximate_size() >= 4096,
+            "the filter is charged to the memtable"
+        );
     }
 
     #[test]
