@@ -25,42 +25,71 @@ fn random_keys(n: usize, seed: u64) -> Vec<[u8; 16]> {
     (0..n).map(|_| rng.random()).collect()
 }
 
-fn memtable(c: &mut Criterion) {
-    let keys = random_keys(ENTRIES, 1);
-    let value = [7u8; 100];
-    let full = Memtable::new(1);
-    for (i, k) in keys.iter().enumerate() {
-        full.insert_entry(k, i as u64 + 1, ValueKind::Value, &value);
+/// `n` distinct keys as the side-by-side benchmark writes them: 16 decimal digits, zero-padded
+/// (`0000000000123456`), in random order; keys `n..2n` as the extra ones.
+fn decimal_keys(n: usize, seed: u64) -> Vec<[u8; 16]> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut ids: Vec<u64> = (0..n as u64).collect();
+    for i in (1..ids.len()).rev() {
+        ids.swap(i, rng.random_range(0..=i));
     }
+    ids.into_iter()
+        .map(|id| {
+            let mut k = [0u8; 16];
+            k.copy_from_slice(format!("{id:016}").as_bytes());
+            k
+        })
+        .collect()
+}
 
-    // Each sample inserts into a fresh memtable holding ENTRIES entries (built untimed), so
-    // every measured insert sees the same depth.
-    let extra = random_keys(1 << 20, 2);
+fn memtable(c: &mut Criterion) {
+    let value = [7u8; 100];
     let mut group = c.benchmark_group("memtable");
     group.sample_size(10);
-    group.bench_function("insert (500k entries, random keys)", |b| {
-        b.iter_custom(|iters| {
-            let mem = Memtable::new(1);
-            for (i, k) in keys.iter().enumerate() {
-                mem.insert_entry(k, i as u64 + 1, ValueKind::Value, &value);
-            }
-            let start = std::time::Instant::now();
-            for i in 0..iters as usize {
-                let seq = (ENTRIES + 1 + i) as u64;
-                mem.insert_entry(&extra[i % extra.len()], seq, ValueKind::Value, &value);
-            }
-            start.elapsed()
-        })
-    });
+    for (name, keys, extra) in [
+        (
+            "random keys",
+            random_keys(ENTRIES, 1),
+            random_keys(1 << 20, 2),
+        ),
+        (
+            "decimal keys",
+            {
+                let all = decimal_keys(2 * ENTRIES, 1);
+                all[..ENTRIES].to_vec()
+            },
+            decimal_keys(2 * ENTRIES, 1)[ENTRIES..].to_vec(),
+        ),
+    ] {
+        // Each sample inserts into a fresh memtable holding ENTRIES entries (built untimed),
+        // so every measured insert sees the same depth.
+        group.bench_function(format!("insert (500k entries, {name})"), |b| {
+            b.iter_custom(|iters| {
+                let mem = Memtable::new(1);
+                for (i, k) in keys.iter().enumerate() {
+                    mem.insert_entry(k, i as u64 + 1, ValueKind::Value, &value);
+                }
+                let start = std::time::Instant::now();
+                for i in 0..iters as usize {
+                    let seq = (ENTRIES + 1 + i) as u64;
+                    mem.insert_entry(&extra[i % extra.len()], seq, ValueKind::Value, &value);
+                }
+                start.elapsed()
+            })
+        });
+        let full = Memtable::new(1);
+        for (i, k) in keys.iter().enumerate() {
+            full.insert_entry(k, i as u64 + 1, ValueKind::Value, &value);
+        }
+        let mut i = 0usize;
+        group.bench_function(format!("get hit (500k entries, {name})"), |b| {
+            b.iter(|| {
+                i = (i + 7919) % keys.len();
+                black_box(full.get(&keys[i], u64::MAX >> 8))
+            })
+        });
+    }
     group.finish();
-
-    let mut i = 0usize;
-    c.bench_function("memtable get hit (500k entries)", |b| {
-        b.iter(|| {
-            i = (i + 7919) % keys.len();
-            black_box(full.get(&keys[i], u64::MAX >> 8))
-        })
-    });
 }
 
 fn block_seek(c: &mut Criterion) {
