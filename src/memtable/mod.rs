@@ -99,10 +99,10 @@ impl Memtable {
     /// Insert a point entry (a value or a point deletion) from borrowed bytes.
     pub fn insert_entry(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
         debug_assert!(kind != ValueKind::RangeDeletion);
-        if let Some(filter) = &self.filter {
-            // Before the skiplist insert: see the filter's invariants.
-            filter.insert(user_key);
-        }
+        // The filter's word is loaded now and its bits set after the skiplist insert, so the
+        // two cache misses overlap; both happen before the leader publishes the sequence
+        // number (see the filter's invariants).
+        let pending = self.filter.as_ref().map(|f| f.start_insert(user_key));
         let mut ikey = [0u8; 64];
         let len = user_key.len() + TRAILER_LEN;
         if len <= ikey.len() {
@@ -113,6 +113,9 @@ impl Memtable {
             let mut long = Vec::with_capacity(len);
             encode_internal_key(&mut long, user_key, seq, kind as u8);
             self.list.insert(&long, value);
+        }
+        if let Some(pending) = pending {
+            pending.finish();
         }
         self.max_seq.fetch_max(seq, Ordering::Relaxed);
     }
