@@ -652,22 +652,29 @@ What the profiles of Strata's own runs (`perf record` on `strata bench`, and the
 of `cargo bench --bench engine`) show where a peer leads or Strata is short of its targets:
 
 - **Writes without fsync** (fillseq, fillrandom, overwrite, deleterandom, fillbatch): the
-  memtable insert is still the largest cost, a skiplist search through a 64 MiB memtable that
-  misses the CPU cache at most levels (2 µs per insert at 500,000 entries, down from 2.85 µs
-  since each link carries its successor's key prefix); each commit group is also a `write`
-  system call. fjall and sled keep recent writes in their own memory instead (cheaper, but
-  lost if the process dies; see below), so part of their lead is a weaker promise.
-- **readrandom and readwhilewriting**: at 1,000,000 keys (111 MiB of tables) and a 64 MiB
-  block cache, a quarter of the lookups miss the cache and read their 4 KiB block with `pread`
-  (a system call and a copy from the page cache), then insert it into the cache. A cached
-  lookup costs about 1.2 µs, most of it cache misses on the block's lines (down from 1.7 µs
-  with the index key prefixes and a restart point every 4 entries). Under readwhilewriting,
-  Strata's writer is also among the fastest, so it takes more of the two cores from the reader.
-- **fillsync with one thread**: each write appends to the log and waits for an `fdatasync`,
-  which on ext4 also commits the journal for the file's growth. fjall preallocates its journal
-  (32 MiB), SQLite rewrites its WAL in place and sled uses `sync_file_range`. Preallocating or
-  recycling log segments is the known remedy (RocksDB's `recycle_log_file_num`); recovery
-  would then have to read a zero-filled tail as the clean end of a segment.
+  memtable insert is still the largest cost (a third of a fillrandom profile), a skiplist
+  search through a 64 MiB memtable whose forward moves miss the CPU cache. Links carry hints
+  (the prefix a successor shares with its node and its next 7 bytes), so going down never loads
+  the successor, whatever prefix the keys share; about 19 loads remain at 500,000 entries. Each
+  commit group is also a `write` system call (about 15% of the profile). fjall and sled keep
+  recent writes in their own memory instead (cheaper, but lost if the process dies; see below),
+  so part of their lead is a weaker promise. fillseq and fillbatch write ascending keys: every
+  insert searches the same hot path from the top, where RocksDB's skiplist starts from the
+  previous insert's position (its splice); Strata does not do that yet. On that hot path the
+  link hints add work at every step (about 10% of fillbatch in alternated runs) and the
+  memtable's key filter (which makes readwhilewriting fast) one prefetched cache line (about
+  5%): fillbatch fell from 1.30x to about 1.0x of RocksDB with them.
+- **readrandom**: at 1,000,000 keys (111 MiB of tables) and a 64 MiB block cache, a quarter of
+  the lookups miss the cache and read their 4 KiB block with `pread` (a system call and a
+  copy from the page cache), then insert it into the cache. A cached lookup costs about 1.2 µs,
+  most of it cache misses on the filter, the index and the block's lines.
+- **fillsync with one thread**: WAL segments are now preallocated 1 MiB ahead (a sparse
+  `ftruncate`), so an `fdatasync` rarely commits a size change (100 µs instead of 165 µs on
+  this disk, measured in isolation); Strata's and fjall's `fdatasync` calls then take the same
+  time (strace: medians 117-122 µs against 109-142 µs over alternated runs), and what is left
+  between them is run-to-run noise of the disk. sled's `sync_file_range` is a weaker promise
+  (see below). With one thread faster, eight threads reach 3.7x of it, short of the 5x
+  target: on two cores the eight writers' wake-ups and the group leader's work serialize.
 - **Write amplification at 10,000,000 keys** (`docs/bench-10m.md`): 4.76 on fillrandom and 6.68
   on overwrite after compaction outputs were aligned with the files below (from 5.23 and 7.81),
   against RocksDB's 4.33 and 5.77 counting its log. What is left: Strata writes its whole log
