@@ -83,7 +83,8 @@ struct Link {
     hint: AtomicU64,
 }
 
-/// A link's hint while it has no successor (never compared: a null pointer is checked first).
+/// A link's hint while it has no successor. A reader may load it together with the pointer
+/// of the node just linked in; it then goes down (see [`successor`]).
 const NO_SUCCESSOR: u64 = u64::MAX;
 
 /// The longest common prefix a hint records; longer ones are recorded as this.
@@ -341,15 +342,16 @@ unsafe fn successor(
     let link = Node::link(x, level);
     let hint = link.hint.load(Ordering::Acquire);
     let next = link.next.load(Ordering::Acquire);
-    if next.is_null() {
+    if next.is_null() || hint == NO_SUCCESSOR {
+        // No successor, or one a reader sees with the hint the link had before it had one
+        // (the pointer is published first): going down is always safe. Read as a hint,
+        // `NO_SUCCESSOR` would claim a shared length of 255 and move the reader forward.
         return (next, CmpOrdering::Greater, false);
     }
+    // `m` below the shared length decides `Less` by itself, and then holds for the successor.
+    let keeps_m = m < (hint >> 56) as usize;
     match decide(hint, m, target.user_key) {
-        Some(decided) => (
-            next,
-            decided,
-            decided == CmpOrdering::Less && m < (hint >> 56) as usize,
-        ),
+        Some(decided) => (next, decided, keeps_m),
         None => (next, compare(Node::key(next), target), false),
     }
 }
@@ -576,10 +578,8 @@ impl SkipList {
                     // the new key at the same place, with the same bytes after.
                     old_hint
                 } else {
-                    hint(
-                        shared_prefix(user_key, user_key_of(Node::key(successor))),
-                        user_key_of(Node::key(successor)),
-                    )
+                    let successor_key = user_key_of(Node::key(successor));
+                    hint(shared_prefix(user_key, successor_key), successor_key)
                 };
                 to.next.store(successor, Ordering::Relaxed);
                 to.hint.store(new_hint, Ordering::Relaxed);
@@ -803,6 +803,45 @@ mod tests {
         assert_eq!(all[1].1, big);
         assert_eq!(all[2].1.len(), BLOCK_BYTES / 2);
         assert!(list.memory() >= BLOCK_BYTES + BLOCK_BYTES / 2);
+    }
+
+    /// A writer appending ascending keys links new nodes after links that had no successor;
+    /// readers seeking the keys already inserted (around the tail) must still find them
+    /// exactly (a reader that loads a link's old "no successor" hint with its new pointer once
+    /// moved past its target).
+    #[test]
+    fn seeks_near_the_tail_are_exact_while_a_writer_appends() {
+        let list = Arc::new(SkipList::new());
+        let inserted = Arc::new(AtomicUsize::new(0));
+        let total = 30_000u64;
+        let key = |n: u64| internal_key(format!("k{n:08}").as_bytes(), n + 1, 1);
+        let writer = {
+            let list = Arc::clone(&list);
+            let inserted = Arc::clone(&inserted);
+            std::thread::spawn(move || {
+                for n in 0..total {
+                    list.insert(&key(n), b"v");
+                    inserted.store(n as usize + 1, Ordering::Release);
+                }
+            })
+        };
+        let reader = {
+            let list = Arc::clone(&list);
+            let inserted = Arc::clone(&inserted);
+            std::thread::spawn(move || loop {
+                let done = inserted.load(Ordering::Acquire) as u64;
+                for n in done.saturating_sub(8)..done {
+                    let k = key(n);
+                    let c = list.seek(&Target::of(&k));
+                    assert!(c.is_valid() && list.key(c) == &k[..], "seek to k{n:08}");
+                }
+                if done == total {
+                    return;
+                }
+            })
+        };
+        writer.join().unwrap();
+        reader.join().unwrap();
     }
 
     /// Readers walking the list while one writer inserts always see a sorted list that holds
