@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the engine's hot paths, one thread, no I/O: `cargo bench --bench engine`.
 //!
 //! - memtable insert and get with 500,000 entries (the size of a full 64 MiB memtable of
-//!   100-byte values), random 16-byte keys: the unsynced write path's largest cost;
+//!   100-byte values), random and decimal 16-byte keys, and appends in ascending order: the
+//!   unsynced write path's largest cost;
 //! - a point seek in a 4 KiB data block, and a point read through the whole read path of a
 //!   compacted database with every block cached.
 //!
@@ -73,6 +74,29 @@ fn memtable(c: &mut Criterion) {
                 for i in 0..iters as usize {
                     let seq = (ENTRIES + 1 + i) as u64;
                     mem.insert_entry(&extra[i % extra.len()], seq, ValueKind::Value, &value);
+                }
+                start.elapsed()
+            })
+        });
+        // Appends: keys above every key present, in ascending order (a bulk load, auto-increment
+        // ids): each insert starts from the previous one's position.
+        group.bench_function(format!("insert ascending (500k entries, {name})"), |b| {
+            b.iter_custom(|iters| {
+                let mem = Memtable::new(1);
+                for (i, k) in keys.iter().enumerate() {
+                    mem.insert_entry(k, i as u64 + 1, ValueKind::Value, &value);
+                }
+                let appended: Vec<[u8; 16]> = (0..iters as usize)
+                    .map(|i| {
+                        let mut k = [0xffu8; 16];
+                        k[8..].copy_from_slice(&(i as u64).to_be_bytes());
+                        k
+                    })
+                    .collect();
+                let start = std::time::Instant::now();
+                for (i, k) in appended.iter().enumerate() {
+                    let seq = (ENTRIES + 1 + i) as u64;
+                    mem.insert_entry(k, seq, ValueKind::Value, &value);
                 }
                 start.elapsed()
             })
