@@ -26,6 +26,7 @@ pub mod batch;
 pub mod cache;
 pub mod coding;
 pub mod compaction;
+pub(crate) mod cpu;
 pub mod db;
 pub mod error;
 pub mod filenames;

@@ -70,7 +70,7 @@ impl MemtableFilter {
     /// insert cost fillbatch a fifth of its rate, nearly all of it that miss.)
     pub fn start_insert(&self, user_key: &[u8]) -> PendingInsert<'_> {
         let (word, mask) = self.locate(user_key);
-        prefetch(word);
+        crate::cpu::prefetch(word);
         PendingInsert { word, mask }
     }
 
@@ -114,20 +114,6 @@ impl PendingInsert<'_> {
             self.word.fetch_or(self.mask, Ordering::Relaxed);
         }
     }
-}
-
-/// Ask the CPU to bring `word`'s cache line in, without waiting for it.
-#[inline]
-fn prefetch(word: &AtomicU64) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; the address is that of a live word.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            word as *const AtomicU64 as *const i8,
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = word;
 }
 
 #[cfg(test)]

@@ -2,19 +2,25 @@
 //! "full filter"), so a point lookup skips tables that cannot hold the key without reading a
 //! data block.
 //!
+//! The filter is *cache-line blocked* (RocksDB's FastLocalBloom, Putze et al.'s "blocked bloom
+//! filter"): a key's probes all fall in one 64-byte line chosen by its hash, so a lookup takes
+//! one cache miss instead of one per probe (six at 10 bits per key). For the same bits the
+//! false-positive rate is a little higher (about 1.2% instead of 0.8% at 10 bits per key).
+//!
 //! ```text
-//! filter_block := bits[nbytes] k: u8
-//!                 nbytes = ceil(n * bits_per_key / 8), n = number of distinct user keys
+//! filter_block := lines[64 * nlines] k: u8
+//!                 nlines = ceil(n * bits_per_key / 512), n = number of distinct user keys
 //!                 k      = clamp(floor(bits_per_key * 0.69), 1, 30)
-//! probes       := h  = xxh3_64(user_key)
-//!                 h1 = h & 0xffff_ffff, h2 = h >> 32
-//!                 bit(i) = (h1 + i * h2) mod (8 * nbytes), for i in 0..k (computed in u64)
-//!                 bit b is bit (b mod 8) of bits[b / 8]
+//! probes       := h    = xxh3_64(user_key)
+//!                 line = ((h & 0xffff_ffff) * nlines) >> 32        (computed in u64)
+//!                 x_0  = h >> 32;  x_(i+1) = x_i * 0x9e37_79b9 mod 2^32
+//!                 bit(i) = x_i >> 23 (0..511), for i in 0..k
+//!                 bit b of the line is bit (b mod 8) of its byte b / 8
 //! ```
 //!
-//! A key may be present only if all its k bits are set. With 10 bits per key the false-positive
-//! rate is about 1%; there are never false negatives. A filter with no bits (a table with no
-//! keys) contains nothing. `bits_per_key = 0` writes no filter block at all.
+//! A key may be present only if all its k bits are set. There are never false negatives. A
+//! filter with no lines (a table with no keys) contains nothing. `bits_per_key = 0` writes no
+//! filter block at all.
 //!
 //! Versions of one user key are adjacent in a table, so the builder hashes each user key once.
 
@@ -28,17 +34,31 @@ use crate::error::{Error, Result};
 /// Largest number of probes a filter may ask for; more would cost lookups without helping.
 pub const MAX_PROBES: u8 = 30;
 
+/// Bytes of one line, the unit a key's probes stay within (a cache line).
+const LINE_BYTES: usize = 64;
+const LINE_BITS: u64 = 8 * LINE_BYTES as u64;
+
 /// The number of probes for `bits_per_key` (ln 2 per bit, the optimum for a bloom filter).
 pub fn num_probes(bits_per_key: usize) -> u8 {
     let k = (bits_per_key as f64 * 0.69) as usize;
     k.clamp(1, MAX_PROBES as usize) as u8
 }
 
-/// The bits probed for a key hashing to `h`; `nbits` must not be 0.
-fn probes(h: u64, k: u8, nbits: u64) -> impl Iterator<Item = u64> {
-    let (h1, h2) = (h & 0xffff_ffff, h >> 32);
-    // h1 + 30 * h2 < 2^37: no overflow.
-    (0..u64::from(k)).map(move |i| (h1 + i * h2) % nbits)
+/// The line a key hashing to `h` falls in; `nlines` must not be 0. Always below `nlines`.
+#[inline]
+fn line_of(h: u64, nlines: u64) -> usize {
+    (((h & 0xffff_ffff) * nlines) >> 32) as usize
+}
+
+/// The bits probed within its line for a key hashing to `h`: each below [`LINE_BITS`].
+#[inline]
+fn probes(h: u64, k: u8) -> impl Iterator<Item = u64> {
+    let mut x = (h >> 32) as u32;
+    (0..k).map(move |_| {
+        let bit = u64::from(x >> 23);
+        x = x.wrapping_mul(0x9e37_79b9);
+        bit
+    })
 }
 
 /// Collects the user keys of a table and builds its filter.
@@ -77,23 +97,23 @@ impl FilterBuilder {
 
     /// The filter block contents.
     pub fn finish(&self) -> Vec<u8> {
-        let nbytes = self
+        let nlines = self
             .hashes
             .len()
             .saturating_mul(self.bits_per_key)
-            .div_ceil(8);
+            .div_ceil(LINE_BITS as usize);
         let k = num_probes(self.bits_per_key);
-        let mut out = vec![0u8; nbytes + 1];
-        let nbits = 8 * nbytes as u64;
-        if nbits > 0 {
+        let mut out = vec![0u8; nlines * LINE_BYTES + 1];
+        if nlines > 0 {
             for &h in &self.hashes {
-                for bit in probes(h, k, nbits) {
-                    // bit < 8 * nbytes, so the index is in bounds.
-                    out[(bit / 8) as usize] |= 1 << (bit % 8);
+                let line = line_of(h, nlines as u64) * LINE_BYTES;
+                for bit in probes(h, k) {
+                    // line < nlines and bit < 512, so the index is in bounds.
+                    out[line + (bit / 8) as usize] |= 1 << (bit % 8);
                 }
             }
         }
-        out[nbytes] = k;
+        out[nlines * LINE_BYTES] = k;
         out
     }
 }
@@ -101,8 +121,8 @@ impl FilterBuilder {
 /// A decoded filter block.
 #[derive(Debug, Clone)]
 pub struct BloomFilter {
-    /// The bit array (without the trailing k byte).
-    bits: Bytes,
+    /// The lines (without the trailing k byte).
+    lines: Bytes,
     k: u8,
 }
 
@@ -120,25 +140,37 @@ impl BloomFilter {
             ));
         }
         contents.truncate(contents.len() - 1);
-        Ok(BloomFilter { bits: contents, k })
+        if !contents.len().is_multiple_of(LINE_BYTES) {
+            return Err(Error::corruption(
+                path,
+                offset,
+                format!(
+                    "filter of {} bytes is not a whole number of {LINE_BYTES}-byte lines",
+                    contents.len()
+                ),
+            ));
+        }
+        Ok(BloomFilter { lines: contents, k })
     }
 
     /// False if `user_key` is certainly absent.
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
-        let nbits = 8 * self.bits.len() as u64;
-        if nbits == 0 {
+        let nlines = (self.lines.len() / LINE_BYTES) as u64;
+        if nlines == 0 {
             return false;
         }
-        probes(xxh3_64(user_key), self.k, nbits).all(|bit| {
-            self.bits
-                .get((bit / 8) as usize)
-                .is_some_and(|byte| byte & (1 << (bit % 8)) != 0)
-        })
+        let h = xxh3_64(user_key);
+        let start = line_of(h, nlines) * LINE_BYTES;
+        // `decode` checked the length is nlines whole lines, and line_of is below nlines.
+        let Some(line) = self.lines.get(start..start + LINE_BYTES) else {
+            return true;
+        };
+        probes(h, self.k).all(|bit| line[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
     }
 
-    /// Size of the bit array in bytes.
+    /// Size of the filter in bytes (without the probe count).
     pub fn size(&self) -> usize {
-        self.bits.len()
+        self.lines.len()
     }
 }
 
@@ -156,9 +188,10 @@ mod tests {
 
     #[test]
     fn false_positive_rate_is_about_one_percent_at_ten_bits_per_key() {
+        // Blocked: about 1.2% (a standard bloom filter would give 0.8%).
         let n = 20_000u32;
         let filter = build((0..n).map(|i| format!("user-key-{i}").into_bytes()), 10);
-        assert_eq!(filter.size(), (n as usize * 10).div_ceil(8));
+        assert_eq!(filter.size(), (n as usize * 10).div_ceil(512) * 64);
         for i in 0..n {
             assert!(
                 filter.may_contain(format!("user-key-{i}").as_bytes()),
@@ -193,7 +226,9 @@ mod tests {
 
     #[test]
     fn bad_probe_counts_are_corruption() {
-        for data in [vec![], vec![0xff, 0], vec![0xff, 31]] {
+        let mut not_whole_lines = vec![0u8; 65];
+        not_whole_lines.push(6);
+        for data in [vec![], vec![0xff, 0], vec![0xff, 31], not_whole_lines] {
             let r = BloomFilter::decode(Bytes::from(data), Path::new("t.sst"), 0);
             assert!(r.unwrap_err().is_corruption());
         }

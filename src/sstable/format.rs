@@ -18,7 +18,7 @@
 //!                 largest_key_len: varint, largest_key[largest_key_len]
 //! footer       := index_handle: block_handle, filter_handle: block_handle,
 //!                 properties_handle: block_handle, file_number: fixed64,
-//!                 format_version: fixed32 (= 2),
+//!                 format_version: fixed32 (= 3),
 //!                 magic: fixed64 (= 0x5354_5241_5441_5353, "SSATARTS" little-endian),
 //!                 footer_crc: fixed32                                      (72 bytes)
 //!                 footer_crc = crc32(the first 68 bytes of the footer)
@@ -33,9 +33,10 @@
 //! offsets and numbers below 2^32 the two contexts differ within 32 consecutive bits, and
 //! CRC-32 detects every such error.
 //!
-//! Version 1 (64-byte footer, crcs over contents and type only) is not read any more; its
-//! version and magic sit at the same distance from the end of the file, so such a table is
-//! reported as an unsupported version.
+//! Older versions are not read any more: version 1 (64-byte footer, crcs over contents and
+//! type only) and version 2 (a bloom filter whose probes spread over the whole filter, not one
+//! cache line). The version and magic sit at the same distance from the end of the file in
+//! every version, so such a table is reported as an unsupported version.
 //!
 //! Invariants a reader checks before trusting anything:
 //! - the footer's magic, version and crc are right;
@@ -74,7 +75,7 @@ pub const BLOCK_TYPE_ZSTD: u8 = 2;
 pub const MAX_UNCOMPRESSED_BLOCK_LEN: usize = (64 << 20) + (1 << 20);
 /// The table format this code writes and the only one it reads (2: block checksums bound to
 /// the file number and offset, the file number in the footer).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The last eight bytes before the footer crc: "STRATASS" read as a big-endian number.
 pub const TABLE_MAGIC: u64 = 0x5354_5241_5441_5353;
 

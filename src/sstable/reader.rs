@@ -37,7 +37,7 @@ use crate::key::{
 use crate::sstable::block::{Block, BlockIter};
 use crate::sstable::filter::BloomFilter;
 use crate::sstable::format::{
-    display_name, read_block, BlockHandle, Footer, TableProperties, FOOTER_LEN,
+    display_name, read_block, BlockHandle, Footer, TableProperties, BLOCK_TRAILER_LEN, FOOTER_LEN,
 };
 
 /// An open, immutable SSTable. Shared between readers through `Arc`.
@@ -159,34 +159,22 @@ impl Table {
         }
         let target = internal_key(user_key, seq.min(MAX_SEQ), KIND_SEEK);
         let mut index = self.index.iter();
-        self.seek_index(&mut index, &target, user_key)?;
-        // The first block whose last key is >= target holds the answer; the loop only moves on
-        // if that block unexpectedly has no such key.
-        while index.valid() {
-            let block = self.data_block(&index)?;
-            let mut it = block.iter();
-            it.seek(&target)?;
-            if it.valid() {
-                let parsed =
-                    parse_internal_key(it.key()).ok_or_else(|| bad_key(&self.path, &it))?;
-                if parsed.user_key != user_key {
-                    return Ok(None);
-                }
-                return Ok(Some((parsed.kind, parsed.seq, it.value())));
-            }
-            index.next()?;
-        }
-        Ok(None)
-    }
-
-    /// Position `index` at its first entry at or after `target` (whose user key is
-    /// `user_key`): the data block that holds the answer. With [`IndexPrefixes`], a binary
-    /// search over 8-byte numbers in one array instead of over entries decoded from all over the
-    /// index block; whole keys are compared only among entries whose prefixes tie.
-    fn seek_index(&self, index: &mut BlockIter, target: &[u8], user_key: &[u8]) -> Result<()> {
         let Some(prefixes) = &self.index_prefixes else {
-            return index.seek(target);
+            index.seek(&target)?;
+            // The first block whose last key is >= target holds the answer; the loop only
+            // moves on if that block unexpectedly has no such key.
+            while index.valid() {
+                let block = self.data_block(self.handle_at(&index)?)?;
+                if let Some(found) = self.get_in_block(&block, &target, user_key)? {
+                    return Ok(found);
+                }
+                index.next()?;
+            }
+            return Ok(None);
         };
+        // The same with the resident entries: a binary search over 8-byte numbers in one
+        // array, whole keys compared (in the index block) only among entries whose numbers tie
+        // with the target's; the block handle comes from the same array.
         let (mut lo, mut hi) = prefixes.candidates(user_key);
         // Entries before `lo` are below the target, entries from `hi` on above it.
         while lo < hi {
@@ -199,13 +187,41 @@ impl Table {
                     "index: an entry counted at open is missing",
                 ));
             }
-            if compare_internal(index.key(), target) == Ordering::Less {
+            if compare_internal(index.key(), &target) == Ordering::Less {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        index.seek_to_restart_entry(lo)
+        for i in lo..prefixes.len() {
+            let block = self.data_block(prefixes.handle(i, self.data_end))?;
+            if let Some(found) = self.get_in_block(&block, &target, user_key)? {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The answer to a point lookup of `target` (whose user key is `user_key`) in `block`:
+    /// `Some(None)` if the first entry at or after `target` is of another user key, `None` if
+    /// the block has no entry at or after `target` (the answer, if any, is in a later block).
+    #[allow(clippy::type_complexity)]
+    fn get_in_block(
+        &self,
+        block: &Arc<Block>,
+        target: &[u8],
+        user_key: &[u8],
+    ) -> Result<Option<Option<(ValueKind, SeqNo, Bytes)>>> {
+        let mut it = block.iter();
+        it.seek(target)?;
+        if !it.valid() {
+            return Ok(None);
+        }
+        let parsed = parse_internal_key(it.key()).ok_or_else(|| bad_key(&self.path, &it))?;
+        if parsed.user_key != user_key {
+            return Ok(Some(None));
+        }
+        Ok(Some(Some((parsed.kind, parsed.seq, it.value()))))
     }
 
     /// The user keys of the table's index entries (one per data block, so they split the
@@ -317,9 +333,8 @@ impl Table {
         })
     }
 
-    /// The data block the index cursor points at, from the cache or the file.
-    fn data_block(&self, index: &BlockIter) -> Result<Arc<Block>> {
-        let handle = self.handle_at(index)?;
+    /// The data block at `handle`, from the cache or the file.
+    fn data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
         if let Some(block) = self.cache.get(self.file_number, handle.offset) {
             return Ok(block);
         }
@@ -372,6 +387,7 @@ fn check_index(
         first.iter().zip(last).take_while(|(a, b)| a == b).count()
     });
     let mut prefixes = Vec::with_capacity(index.num_restarts());
+    let mut offsets = Vec::with_capacity(index.num_restarts());
     while it.valid() {
         let bad =
             |reason: String| Error::corruption(path, it.entry_offset(), format!("index: {reason}"));
@@ -399,6 +415,7 @@ fn check_index(
         prefixes.push(key_prefix(
             user_key(it.key()).get(shared..).unwrap_or_default(),
         ));
+        offsets.push(handle.offset);
         prev.clear();
         prev.extend_from_slice(it.key());
         it.next()?;
@@ -427,20 +444,31 @@ fn check_index(
             .map(|k| k[..shared].to_vec())
             .unwrap_or_default(),
         prefixes,
+        offsets,
     }))
 }
 
 /// For each index entry, the 8 bytes of its user key that follow the prefix all the entries
-/// share, as a number ([`key_prefix`]). Keys ordered by user key have ordered prefixes, so a
-/// binary search over these numbers narrows a point lookup to the entries whose prefixes tie
-/// with the target's (usually none).
+/// share, as a number ([`key_prefix`]), beside the offset of its data block. Keys ordered by
+/// user key have ordered prefixes, so a binary search over these numbers narrows a point
+/// lookup to the entries whose prefixes tie with the target's (usually none), and the entry it
+/// lands on gives the block without decoding the index block (two cache misses fewer).
 struct IndexPrefixes {
     /// The user-key prefix every index key starts with.
     shared: Vec<u8>,
+    /// In index order.
     prefixes: Vec<u64>,
+    /// The data blocks' offsets, in index order. Data blocks are contiguous from offset 0
+    /// (checked at open), so a block ends where the next one starts. (A separate array: the
+    /// binary search touches half as many cache lines as over prefix-offset pairs.)
+    offsets: Vec<u64>,
 }
 
 impl IndexPrefixes {
+    fn len(&self) -> usize {
+        self.prefixes.len()
+    }
+
     /// `(lo, hi)`: every entry before `lo` is below any internal key of `user_key`, every
     /// entry from `hi` on is above it; the entries between need a whole-key comparison.
     fn candidates(&self, user_key: &[u8]) -> (usize, usize) {
@@ -455,9 +483,33 @@ impl IndexPrefixes {
         };
         let target = key_prefix(rest);
         let lo = self.prefixes.partition_point(|&p| p < target);
-        let hi = lo + self.prefixes[lo..].partition_point(|&p| p == target);
-        (lo, hi)
+        (lo, lo + run_length(&self.prefixes[lo..], target))
     }
+
+    /// The handle of data block `i` (`i < len()`), whose successor starts at the next entry's
+    /// offset, or at `data_end` for the last block.
+    fn handle(&self, i: usize, data_end: u64) -> BlockHandle {
+        let offset = self.offsets[i];
+        let end = self.offsets.get(i + 1).copied().unwrap_or(data_end);
+        // `check_index` verified that each block (with its trailer) ends where the next one
+        // starts, so `end - offset` is at least a trailer.
+        BlockHandle::new(offset, end - offset - BLOCK_TRAILER_LEN as u64)
+    }
+}
+
+/// How many of the first entries of `sorted` equal `x`, by galloping: a run of length r costs
+/// about 2 log r probes near its start (usually r = 0: one probe), where a binary search over
+/// all of `sorted` would probe entries far away, each a cache miss.
+fn run_length(sorted: &[u64], x: u64) -> usize {
+    let mut step = 1;
+    // Invariant: sorted[..known] all equal x.
+    let mut known = 0;
+    while known + step <= sorted.len() && sorted[known + step - 1] == x {
+        known += step;
+        step *= 2;
+    }
+    let window = &sorted[known..(known + step).min(sorted.len())];
+    known + window.partition_point(|&p| p == x)
 }
 
 /// A cursor over a whole table: an index cursor picks the data block, a block cursor walks it.
@@ -492,7 +544,7 @@ impl TableIter {
             .as_ref()
             .is_some_and(|d| d.block().offset() == handle.offset);
         if !reusable {
-            let block = self.table.data_block(&self.index)?;
+            let block = self.table.data_block(handle)?;
             self.data = Some(block.iter());
         }
         Ok(true)
@@ -650,6 +702,25 @@ impl InternalIterator for TableIter {
         match &self.data {
             Some(d) => d.value(),
             None => Bytes::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn run_length_counts_the_leading_equal_entries(
+            mut sorted in proptest::collection::vec(0u64..6, 0..80),
+            x in 0u64..6,
+        ) {
+            sorted.sort();
+            let start = sorted.partition_point(|&p| p < x);
+            let expected = sorted[start..].iter().take_while(|&&p| p == x).count();
+            prop_assert_eq!(run_length(&sorted[start..], x), expected);
         }
     }
 }
