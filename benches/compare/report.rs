@@ -651,30 +651,39 @@ const WHERE_STRATA_IS_BEHIND: &str = "
 What the profiles of Strata's own runs (`perf record` on `strata bench`, and the micro-benchmarks
 of `cargo bench --bench engine`) show where a peer leads or Strata is short of its targets:
 
-- **Writes without fsync** (fillseq, fillrandom, overwrite, deleterandom, fillbatch): the
-  memtable insert is still the largest cost (a third of a fillrandom profile), a skiplist
-  search through a 64 MiB memtable whose forward moves miss the CPU cache. Links carry hints
-  (the prefix a successor shares with its node and its next 7 bytes), so going down never loads
-  the successor, whatever prefix the keys share; about 19 loads remain at 500,000 entries. Each
-  commit group is also a `write` system call (about 15% of the profile). fjall and sled keep
-  recent writes in their own memory instead (cheaper, but lost if the process dies; see below),
-  so part of their lead is a weaker promise. fillseq and fillbatch write ascending keys: every
-  insert searches the same hot path from the top, where RocksDB's skiplist starts from the
-  previous insert's position (its splice); Strata does not do that yet. On that hot path the
-  link hints add work at every step (about 10% of fillbatch in alternated runs) and the
-  memtable's key filter (which makes readwhilewriting fast) one prefetched cache line (about
-  5%): fillbatch fell from 1.30x to about 1.0x of RocksDB with them.
-- **readrandom**: at 1,000,000 keys (111 MiB of tables) and a 64 MiB block cache, a quarter of
-  the lookups miss the cache and read their 4 KiB block with `pread` (a system call and a
-  copy from the page cache), then insert it into the cache. A cached lookup costs about 1.2 µs,
-  most of it cache misses on the filter, the index and the block's lines.
+- **Writes without fsync** (fillseq, fillrandom, overwrite, deleterandom): the memtable
+  insert is still the largest cost (a third of a fillrandom profile), a skiplist search
+  through a 64 MiB memtable whose forward moves miss the CPU cache. Links carry hints (the
+  prefix a successor shares with its node and its next 7 bytes), so going down never loads the
+  successor, whatever prefix the keys share; about 19 loads remain at 500,000 entries. Each
+  commit group is also a `write` system call (a quarter of a fillseq profile, with ext4's
+  buffered-write path). fjall and sled keep recent writes in their own memory instead (cheaper,
+  but lost if the process dies; see below), so part of their lead is a weaker promise.
+  Ascending inserts (fillseq, fillbatch) start from the previous insert's position (a splice,
+  as in RocksDB), so fillbatch no longer searches at all; fillseq is bound by the per-write
+  system call.
+- **readrandom**: at 1,000,000 keys (111 MiB of tables) and a 64 MiB block cache, about half
+  the lookups miss the cache and read their 4 KiB block with `pread` (a system call and a copy
+  from the page cache), then insert it into the cache; with every block cached a lookup still
+  costs about 1.4 µs, a chain of about ten dependent cache misses (table filter, index, cache
+  slot, block restarts, block entries). The filter is blocked (one line per key), the index
+  gives the block offset without decoding, and a block seek prefetches its restart entries;
+  redb's B-tree reaches its leaf through pages that stay hot. Reads right after the reopen
+  also share the two cores with the idle compaction, which rewrites the tables and so
+  invalidates what the cache held.
 - **fillsync with one thread**: WAL segments are now preallocated 1 MiB ahead (a sparse
   `ftruncate`), so an `fdatasync` rarely commits a size change (100 µs instead of 165 µs on
   this disk, measured in isolation); Strata's and fjall's `fdatasync` calls then take the same
   time (strace: medians 117-122 µs against 109-142 µs over alternated runs), and what is left
   between them is run-to-run noise of the disk. sled's `sync_file_range` is a weaker promise
-  (see below). With one thread faster, eight threads reach 3.7x of it, short of the 5x
-  target: on two cores the eight writers' wake-ups and the group leader's work serialize.
+  (see below). Eight threads reach about 4x of one (3.7x to 4.3x over the last runs), short
+  of the 5x target: on two cores the eight writers' wake-ups and the group leader's work
+  serialize.
+- **Peak RSS**: the whole run's peak is reached in readwhilewriting (3 x 64 MiB memtables and
+  the 64 MiB cache are the budget; 211 to 358 MiB of the process over strata-only and full
+  runs, the harness itself about 45 MiB). Part is glibc's per-thread malloc arenas holding
+  freed block buffers: with `MALLOC_ARENA_MAX=2` the peak was 192-201 MiB, but reads were a
+  quarter slower. Cached blocks from a pool of their own would keep that memory bounded.
 - **Write amplification at 10,000,000 keys** (`docs/bench-10m.md`): 4.76 on fillrandom and 6.68
   on overwrite after compaction outputs were aligned with the files below (from 5.23 and 7.81),
   against RocksDB's 4.33 and 5.77 counting its log. What is left: Strata writes its whole log
