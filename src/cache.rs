@@ -22,6 +22,7 @@
 //! iterator holding a block keeps it alive. Memory for a block counts against the cache only
 //! while the cache holds it. `remove_file` is O(entries in the cache) and meant for deleted files.
 
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -204,15 +205,14 @@ impl BlockCache {
             let Some(victim) = shard.fifo.pop_front() else {
                 break;
             };
-            let second_chance = shard
-                .map
-                .get(&victim)
-                .is_some_and(|e| e.referenced.swap(false, Ordering::Relaxed));
-            if second_chance {
-                shard.fifo.push_back(victim);
-            } else if let Some(old) = shard.map.remove(&victim) {
-                shard.usage -= old.charge;
-                self.evictions.fetch_add(1, Ordering::Relaxed);
+            // One hash lookup per victim (the entry API), whichever way it goes.
+            if let MapEntry::Occupied(e) = shard.map.entry(victim) {
+                if e.get().referenced.swap(false, Ordering::Relaxed) {
+                    shard.fifo.push_back(victim);
+                } else {
+                    shard.usage -= e.remove().charge;
+                    self.evictions.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }

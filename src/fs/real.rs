@@ -2,7 +2,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -68,9 +67,46 @@ struct RealRandomAccess {
 }
 
 impl RandomAccessFile for RealRandomAccess {
+    /// `pread` into a buffer that is never zeroed first (zeroing a 4 KiB block buffer was 4%
+    /// of a cache-missing read profile); a short read is `UnexpectedEof`, as with
+    /// `read_exact_at`.
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0; len];
-        self.file.read_exact_at(&mut buf, offset)?;
+        use std::os::fd::AsRawFd;
+        let mut buf: Vec<u8> = Vec::with_capacity(len);
+        while buf.len() < len {
+            let at = offset
+                .checked_add(buf.len() as u64)
+                .and_then(|at| libc::off_t::try_from(at).ok())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+            let filled = buf.len();
+            let spare = &mut buf.spare_capacity_mut()[..len - filled];
+            // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`, and the
+            // descriptor is open for as long as `self.file` lives.
+            let n = unsafe {
+                libc::pread(
+                    self.file.as_raw_fd(),
+                    spare.as_mut_ptr().cast(),
+                    spare.len(),
+                    at,
+                )
+            };
+            match n {
+                n if n < 0 => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "failed to fill whole buffer",
+                    ))
+                }
+                // SAFETY: pread initialized the first `n` bytes of `spare` (n <= spare.len()).
+                n => unsafe { buf.set_len(buf.len() + n as usize) },
+            }
+        }
         Ok(buf)
     }
 
@@ -148,5 +184,35 @@ impl FileSystem for RealFs {
 
     fn exists(&self, path: &Path) -> bool {
         path.exists()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_return_exact_ranges_and_short_reads_are_unexpected_eof() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).expect("write the file");
+        let file = RealFs.open(&path).expect("open");
+        for (offset, len) in [(0, 0), (0, 1), (17, 4096), (5_000, 5_000), (9_999, 1)] {
+            let got = file
+                .read_at(offset as u64, len)
+                .expect("read inside the file");
+            assert_eq!(got, &data[offset..offset + len], "range {offset}+{len}");
+        }
+        for (offset, len) in [(9_000, 1_001), (10_000, 1), (u64::MAX - 1, 4)] {
+            let err = file.read_at(offset, len).expect_err("read past the end");
+            assert!(
+                matches!(
+                    err.kind(),
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidInput
+                ),
+                "{offset}+{len}: {err}"
+            );
+        }
     }
 }
