@@ -393,6 +393,8 @@ pub struct LevelIter {
     tables: Vec<Arc<TableHandle>>,
     index: usize,
     current: Option<crate::sstable::TableIter>,
+    /// Whether blocks read from the files are added to the block cache.
+    fill_cache: bool,
 }
 
 impl LevelIter {
@@ -401,6 +403,16 @@ impl LevelIter {
             tables,
             index: 0,
             current: None,
+            fill_cache: true,
+        }
+    }
+
+    /// A cursor for compaction: blocks it reads from the files are not added to the block
+    /// cache (see `Table::iter_without_filling_cache`).
+    pub fn for_compaction(tables: Vec<Arc<TableHandle>>) -> Self {
+        LevelIter {
+            fill_cache: false,
+            ..LevelIter::new(tables)
         }
     }
 
@@ -409,7 +421,12 @@ impl LevelIter {
         self.current = None;
         self.index = index;
         let table = self.tables[index].table()?;
-        Ok(self.current.insert(table.iter()))
+        let cursor = if self.fill_cache {
+            table.iter()
+        } else {
+            table.iter_without_filling_cache()
+        };
+        Ok(self.current.insert(cursor))
     }
 
     /// Move forward through empty tails until a valid entry or the end.

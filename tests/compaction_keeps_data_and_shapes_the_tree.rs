@@ -209,3 +209,36 @@ fn tombstone_dense_tables_are_compacted_once_no_snapshot_needs_them() {
     );
     assert_eq!(db.iter().count(), 1);
 }
+
+/// Compaction reads every block of its inputs once: it must not push the blocks readers use
+/// out of the cache by filling it with them. Reads do fill it.
+#[test]
+fn compaction_does_not_fill_the_block_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(dir.path(), small_levels(false)).unwrap();
+    for round in 0..3 {
+        for i in 0..2000 {
+            db.put(
+                format!("k{i:05}"),
+                format!("round{round}-{}", "y".repeat(50)),
+            )
+            .unwrap();
+        }
+    }
+    db.flush().unwrap();
+    let before = db.stats().block_cache;
+    db.compact().unwrap();
+    let after = db.stats().block_cache;
+    assert!(
+        after.misses > before.misses + 50,
+        "compaction read few blocks: {before:?} -> {after:?}"
+    );
+    assert_eq!(after.inserts, before.inserts, "compaction filled the cache");
+    for i in 0..2000 {
+        assert!(db.get(format!("k{i:05}")).unwrap().is_some());
+    }
+    assert!(
+        db.stats().block_cache.inserts > after.inserts,
+        "reads fill the cache"
+    );
+}

@@ -648,15 +648,16 @@ impl DbInner {
         range_dels: &[RangeTombstone],
     ) -> Result<Option<Vec<Arc<TableHandle>>>> {
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+        // Compaction reads each block once: it does not fill the block cache with them.
         if c.level == 0 {
             for t in &c.inputs {
-                children.push(Box::new(LevelIter::new(vec![Arc::clone(t)])));
+                children.push(Box::new(LevelIter::for_compaction(vec![Arc::clone(t)])));
             }
         } else {
-            children.push(Box::new(LevelIter::new(c.inputs.clone())));
+            children.push(Box::new(LevelIter::for_compaction(c.inputs.clone())));
         }
         if !c.next_inputs.is_empty() {
-            children.push(Box::new(LevelIter::new(c.next_inputs.clone())));
+            children.push(Box::new(LevelIter::for_compaction(c.next_inputs.clone())));
         }
         let mut merged = MergingIterator::new(children);
         match lo {

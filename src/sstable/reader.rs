@@ -164,7 +164,7 @@ impl Table {
             // The first block whose last key is >= target holds the answer; the loop only
             // moves on if that block unexpectedly has no such key.
             while index.valid() {
-                let block = self.data_block(self.handle_at(&index)?)?;
+                let block = self.data_block(self.handle_at(&index)?, true)?;
                 if let Some(found) = self.get_in_block(&block, &target, user_key)? {
                     return Ok(found);
                 }
@@ -194,7 +194,7 @@ impl Table {
             }
         }
         for i in lo..prefixes.len() {
-            let block = self.data_block(prefixes.handle(i, self.data_end))?;
+            let block = self.data_block(prefixes.handle(i, self.data_end), true)?;
             if let Some(found) = self.get_in_block(&block, &target, user_key)? {
                 return Ok(found);
             }
@@ -243,6 +243,17 @@ impl Table {
             table: Arc::clone(self),
             index: self.index.iter(),
             data: None,
+            fill_cache: true,
+        }
+    }
+
+    /// A cursor that uses cached blocks but does not add the blocks it reads from the file
+    /// to the cache (RocksDB's `fill_cache = false`): for compaction, which reads each block
+    /// once and would otherwise evict the blocks readers come back to.
+    pub fn iter_without_filling_cache(self: &Arc<Self>) -> TableIter {
+        TableIter {
+            fill_cache: false,
+            ..self.iter()
         }
     }
 
@@ -333,8 +344,9 @@ impl Table {
         })
     }
 
-    /// The data block at `handle`, from the cache or the file.
-    fn data_block(&self, handle: BlockHandle) -> Result<Arc<Block>> {
+    /// The data block at `handle`, from the cache or the file (then added to the cache if
+    /// `fill_cache`).
+    fn data_block(&self, handle: BlockHandle, fill_cache: bool) -> Result<Arc<Block>> {
         if let Some(block) = self.cache.get(self.file_number, handle.offset) {
             return Ok(block);
         }
@@ -345,12 +357,14 @@ impl Table {
             Arc::clone(&self.block_path),
             handle.offset,
         )?);
-        self.cache.insert(
-            self.file_number,
-            handle.offset,
-            Arc::clone(&block),
-            block.size(),
-        );
+        if fill_cache {
+            self.cache.insert(
+                self.file_number,
+                handle.offset,
+                Arc::clone(&block),
+                block.size(),
+            );
+        }
         Ok(block)
     }
 }
@@ -519,6 +533,8 @@ pub struct TableIter {
     table: Arc<Table>,
     index: BlockIter,
     data: Option<BlockIter>,
+    /// Whether blocks read from the file are added to the block cache.
+    fill_cache: bool,
 }
 
 impl fmt::Debug for TableIter {
@@ -544,7 +560,7 @@ impl TableIter {
             .as_ref()
             .is_some_and(|d| d.block().offset() == handle.offset);
         if !reusable {
-            let block = self.table.data_block(handle)?;
+            let block = self.table.data_block(handle, self.fill_cache)?;
             self.data = Some(block.iter());
         }
         Ok(true)
