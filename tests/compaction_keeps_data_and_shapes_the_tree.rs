@@ -22,6 +22,19 @@ fn small_levels(background: bool) -> Options {
     .with_max_subcompactions(3)
 }
 
+/// Write keys `k00000..k02000`, `rounds` times over, each value naming its round.
+fn overwrite_in_rounds(db: &Db, rounds: usize) {
+    for round in 0..rounds {
+        for i in 0..2000 {
+            db.put(
+                format!("k{i:05}"),
+                format!("round{round}-{}", "y".repeat(50)),
+            )
+            .unwrap();
+        }
+    }
+}
+
 fn total_bytes(db: &Db) -> u64 {
     db.stats().bytes_per_level.iter().sum()
 }
@@ -93,15 +106,7 @@ fn a_random_workload_survives_compactions_at_every_level_in_the_background() {
 fn full_compaction_drops_deleted_and_overwritten_data() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open_with(dir.path(), small_levels(false)).unwrap();
-    for round in 0..5 {
-        for i in 0..2000 {
-            db.put(
-                format!("k{i:05}"),
-                format!("round{round}-{}", "y".repeat(50)),
-            )
-            .unwrap();
-        }
-    }
+    overwrite_in_rounds(&db, 5);
     db.compact().unwrap();
     let after_overwrites = total_bytes(&db);
     // One live version of 2,000 keys of ~70 bytes is ~150 KB; five versions would be 5x.
@@ -216,15 +221,7 @@ fn tombstone_dense_tables_are_compacted_once_no_snapshot_needs_them() {
 fn compaction_does_not_fill_the_block_cache() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open_with(dir.path(), small_levels(false)).unwrap();
-    for round in 0..3 {
-        for i in 0..2000 {
-            db.put(
-                format!("k{i:05}"),
-                format!("round{round}-{}", "y".repeat(50)),
-            )
-            .unwrap();
-        }
-    }
+    overwrite_in_rounds(&db, 3);
     db.flush().unwrap();
     let before = db.stats().block_cache;
     db.compact().unwrap();
