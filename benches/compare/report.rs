@@ -670,7 +670,11 @@ of `cargo bench --bench engine`) show where a peer leads or Strata is short of i
   gives the block offset without decoding, and a block seek prefetches its restart entries;
   redb's B-tree reaches its leaf through pages that stay hot. Reads right after the reopen
   also share the two cores with the idle compaction, which rewrites the tables and so
-  invalidates what the cache held.
+  invalidates what the cache held (it no longer fills the cache with its own reads).
+- **readwhilewriting and seekrandom** against redb: 1.16x and 1.12x in one full run, 0.84x and
+  0.95x in the next at the same engine code but one change (compaction no longer filling the
+  cache, which strata-only runs measured as neutral to better), with Strata's writer at 218k
+  and 170k puts/s: on two shared cores these rows move by that much between runs.
 - **fillsync with one thread**: WAL segments are now preallocated 1 MiB ahead (a sparse
   `ftruncate`), so an `fdatasync` rarely commits a size change (100 µs instead of 165 µs on
   this disk, measured in isolation); Strata's and fjall's `fdatasync` calls then take the same
@@ -680,17 +684,21 @@ of `cargo bench --bench engine`) show where a peer leads or Strata is short of i
   of the 5x target: on two cores the eight writers' wake-ups and the group leader's work
   serialize.
 - **Peak RSS**: the whole run's peak is reached in readwhilewriting (3 x 64 MiB memtables and
-  the 64 MiB cache are the budget; 211 to 358 MiB of the process over strata-only and full
-  runs, the harness itself about 45 MiB). Part is glibc's per-thread malloc arenas holding
-  freed block buffers: with `MALLOC_ARENA_MAX=2` the peak was 192-201 MiB, but reads were a
-  quarter slower. Cached blocks from a pool of their own would keep that memory bounded.
-- **Write amplification at 10,000,000 keys** (`docs/bench-10m.md`): 4.76 on fillrandom and 6.68
-  on overwrite after compaction outputs were aligned with the files below (from 5.23 and 7.81),
-  against RocksDB's 4.33 and 5.77 counting its log. What is left: Strata writes its whole log
+  the 64 MiB cache are the budget; 296-334 MiB of the process in the latest full run, 325-358
+  in the one before, when compaction still filled the block cache; the harness itself is
+  about 45 MiB). Part is glibc's per-thread malloc arenas holding freed block buffers: with
+  `MALLOC_ARENA_MAX=2` a strata-only run peaked at 192-201 MiB, but reads were a quarter
+  slower. Cached blocks from a pool of their own would keep that memory bounded.
+- **Write amplification at 10,000,000 keys** (`docs/bench-10m.md`): 5.23 on fillrandom and 7.62
+  on overwrite in the latest run (4.76 and 6.68 two days earlier, with the same compaction
+  code: the figure moves with how background compactions interleave with the writes),
+  against RocksDB's 4.37 and 5.54 counting its log. What is left: Strata writes its whole log
   (RocksDB's unsynced log pages are dropped before they reach the disk); a 64 MiB memtable
-  flushes to a 48.6 MiB table against RocksDB's 65 MB, so there are a third more L0 merges; and
-  Strata keeps the level above the last at a tenth of it (dynamic sizing) where RocksDB never
-  lets a level target fall below 256 MiB, which costs RocksDB space (1.34-1.39 after overwrite).
+  flushes to a smaller table than RocksDB's 65 MB (Strata's skiplist nodes carry link hints),
+  so there are more L0 merges (towers of 1/4 instead of 1/2 changed fillrandom's figure by
+  nothing: 5.26); and Strata keeps the level above the last at a tenth of it (dynamic sizing)
+  where RocksDB never lets a level target fall below 256 MiB, which costs RocksDB space (1.39
+  after overwrite, Strata 1.21).
 - **Space after overwrite**: the size is taken right after the overwrite's flush, when the new
   versions still sit in two or three level-0 tables (fewer than the compaction trigger of four)
   above the old ones; once writes stop for a second, the idle level-0 compaction merges them
