@@ -40,6 +40,10 @@ use crate::sstable::format::{
     display_name, read_block, BlockHandle, Footer, TableProperties, BLOCK_TRAILER_LEN, FOOTER_LEN,
 };
 
+/// What a point lookup in a table finds: the newest visible version's kind, sequence number
+/// and value, or nothing.
+pub type Found = Option<(ValueKind, SeqNo, Bytes)>;
+
 /// An open, immutable SSTable. Shared between readers through `Arc`.
 pub struct Table {
     file: Arc<dyn RandomAccessFile>,
@@ -153,13 +157,13 @@ impl Table {
 
     /// The newest version of `user_key` with sequence number `<= seq`, if the table has one.
     /// A deletion is returned as `(ValueKind::Deletion, empty)`.
-    pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Result<Option<(ValueKind, SeqNo, Bytes)>> {
+    pub fn get(&self, user_key: &[u8], seq: SeqNo) -> Result<Found> {
         if !self.may_contain(user_key) {
             return Ok(None);
         }
         let target = internal_key(user_key, seq.min(MAX_SEQ), KIND_SEEK);
-        let mut index = self.index.iter();
         let Some(prefixes) = &self.index_prefixes else {
+            let mut index = self.index.iter();
             index.seek(&target)?;
             // The first block whose last key is >= target holds the answer; the loop only
             // moves on if that block unexpectedly has no such key.
@@ -173,11 +177,14 @@ impl Table {
             return Ok(None);
         };
         // The same with the resident entries: a binary search over 8-byte numbers in one
-        // array, whole keys compared (in the index block) only among entries whose numbers tie
-        // with the target's; the block handle comes from the same array.
+        // array, whole keys compared (in the index block, whose cursor is made only then) only
+        // among entries whose numbers tie with the target's; the block's offset comes from the
+        // array beside it.
         let (mut lo, mut hi) = prefixes.candidates(user_key);
+        let mut index = None;
         // Entries before `lo` are below the target, entries from `hi` on above it.
         while lo < hi {
+            let index = index.get_or_insert_with(|| self.index.iter());
             let mid = lo + (hi - lo) / 2;
             index.seek_to_restart_entry(mid)?;
             if !index.valid() {
@@ -205,13 +212,12 @@ impl Table {
     /// The answer to a point lookup of `target` (whose user key is `user_key`) in `block`:
     /// `Some(None)` if the first entry at or after `target` is of another user key, `None` if
     /// the block has no entry at or after `target` (the answer, if any, is in a later block).
-    #[allow(clippy::type_complexity)]
     fn get_in_block(
         &self,
         block: &Arc<Block>,
         target: &[u8],
         user_key: &[u8],
-    ) -> Result<Option<Option<(ValueKind, SeqNo, Bytes)>>> {
+    ) -> Result<Option<Found>> {
         let mut it = block.iter();
         it.seek(target)?;
         if !it.valid() {
