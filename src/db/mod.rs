@@ -135,7 +135,19 @@ struct PendingWrite {
     batch: Mutex<Option<WriteBatch>>,
     switch_memtable: bool,
     sync: bool,
-    result: Mutex<Option<Result<()>>>,
+    /// Where the leader tells this writer that it leads now or that its write is done.
+    state: Mutex<WriterState>,
+    /// Signalled when `state` leaves `Waiting`; only this write's own thread waits on it.
+    wake: Condvar,
+}
+
+/// What a queued writer is waiting for (see [`write`](self::write)).
+enum WriterState {
+    Waiting,
+    /// It reached the front of the queue: it leads the next group.
+    Leading,
+    /// A leader committed it, with this result.
+    Done(Result<()>),
 }
 
 #[derive(Default)]
@@ -188,7 +200,6 @@ pub(crate) struct DbInner {
     visible_seq: AtomicU64,
 
     write_queue: Mutex<std::collections::VecDeque<Arc<PendingWrite>>>,
-    write_cv: Condvar,
     /// How long a sync leader waits for the writers of the last group to come back.
     commit_pacing: write::CommitPacing,
     log: Mutex<LogState>,

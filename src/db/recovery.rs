@@ -399,7 +399,6 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
         sv_lock: Mutex::new(()),
         visible_seq: AtomicU64::new(max_seq),
         write_queue: Mutex::new(VecDeque::new()),
-        write_cv: Condvar::new(),
         commit_pacing: Default::default(),
         segments: Default::default(),
         log: Mutex::new(LogState {

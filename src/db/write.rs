@@ -3,7 +3,8 @@
 //! Writers queue up; the writer at the front is the leader. It takes the batches of the
 //! writers behind it (up to `MAX_GROUP_BYTES`), appends them to the WAL as one record each in
 //! one buffered write, fsyncs once if any of them asked for it, applies them to the memtable,
-//! publishes the new sequence number and wakes the others with the shared result. The WAL and
+//! publishes the new sequence number, hands the lead to the next writer in the queue and wakes
+//! each of its followers (on the follower's own condition variable) with the shared result. The WAL and
 //! the memtable are therefore only ever touched by one thread at a time.
 //!
 //! A sync leader paces itself ([`CommitPacing`]) so that writers returning together from one
@@ -18,7 +19,7 @@ use parking_lot::{Condvar, MutexGuard};
 
 use bytes::Bytes;
 
-use super::{DbInner, LogState, PendingWrite, SuperVersion};
+use super::{DbInner, LogState, PendingWrite, SuperVersion, WriterState};
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::filenames::wal_path;
@@ -40,6 +41,19 @@ pub(super) fn monotonic_micros() -> u64 {
 /// The longest a sync leader waits for the writers of the previous group.
 const MAX_PACING_WAIT: Duration = Duration::from_millis(2);
 
+/// The longest a pacing leader yields its core (instead of sleeping) while it waits.
+const MAX_GATHER_SPIN: Duration = Duration::from_micros(200);
+
+/// How long a follower of a sync group yields its core before it sleeps, as a multiple of
+/// the recent fsync time, and bounds for it.
+const SYNC_FOLLOWER_SPIN_FSYNCS: u32 = 2;
+const MIN_FOLLOWER_SPIN: Duration = Duration::from_micros(20);
+const MAX_FOLLOWER_SPIN: Duration = Duration::from_millis(1);
+
+/// How long a follower of a group without fsync yields before it sleeps: such a group takes
+/// a buffered write and memtable inserts, a few microseconds per batch.
+const FOLLOWER_SPIN: Duration = Duration::from_micros(50);
+
 /// Adaptive group-commit pacing.
 ///
 /// With N writers that each wait for their fsync, a plain leader queue alternates groups of
@@ -49,6 +63,12 @@ const MAX_PACING_WAIT: Duration = Duration::from_millis(2);
 /// most half the recent fsync time (PostgreSQL's `commit_delay`, made adaptive). A lone
 /// writer never waits (its last group held one), and a writer that stops coming back costs one
 /// bounded wait, after which the expected group shrinks to what actually arrived.
+///
+/// Waiting writers first yield their core in a loop for a bounded time and only then sleep
+/// (RocksDB's adaptive yield, `max_yield_usec`): a sleeping thread's wake-up (a futex wake,
+/// and on a virtual machine an interrupt to an idle CPU) costs about 10 µs here, and a group
+/// of 8 paid it 8 times between two fsyncs (measured: 80 µs of gap between fsyncs of 120 µs;
+/// 8 sync writers went from 35k to 55k writes/s when they yield).
 #[derive(Default)]
 pub(super) struct CommitPacing {
     /// Signalled by each writer that joins the queue; only a pacing leader waits on it.
@@ -59,6 +79,9 @@ pub(super) struct CommitPacing {
     sync_micros: AtomicU64,
     /// Times a leader waited (for the stats).
     pub(super) waits: AtomicU64,
+    /// The queue length a pacing leader is waiting for (0: none is waiting). Read and written
+    /// under the queue lock, so an arrival wakes the leader once, when the group is complete.
+    gather_target: AtomicUsize,
 }
 
 impl CommitPacing {
@@ -72,12 +95,36 @@ impl CommitPacing {
         let budget = Duration::from_micros(self.sync_micros.load(Ordering::Relaxed) / 2)
             .min(MAX_PACING_WAIT);
         let deadline = Instant::now() + budget;
+        let spin_until = Instant::now() + budget.min(MAX_GATHER_SPIN);
+        while queue.len() < expected && Instant::now() < spin_until {
+            MutexGuard::unlocked(queue, std::thread::yield_now);
+        }
+        self.gather_target.store(expected, Ordering::Relaxed);
         while queue.len() < expected {
             if self.arrival_cv.wait_until(queue, deadline).timed_out() {
                 break;
             }
         }
+        self.gather_target.store(0, Ordering::Relaxed);
         self.waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Called, under the queue lock, by a writer that joined a queue of `queue_len` writers:
+    /// wakes a pacing leader if this arrival completes the group it waits for.
+    fn arrived(&self, queue_len: usize) {
+        let target = self.gather_target.load(Ordering::Relaxed);
+        if target != 0 && queue_len >= target {
+            self.arrival_cv.notify_one();
+        }
+    }
+
+    /// How long a follower yields before it sleeps (see above).
+    fn follower_spin(&self, sync: bool) -> Duration {
+        if !sync {
+            return FOLLOWER_SPIN;
+        }
+        let fsync = Duration::from_micros(self.sync_micros.load(Ordering::Relaxed));
+        (fsync * SYNC_FOLLOWER_SPIN_FSYNCS).clamp(MIN_FOLLOWER_SPIN, MAX_FOLLOWER_SPIN)
     }
 
     /// Record a completed fsync of a group of `writers`.
@@ -94,6 +141,25 @@ impl CommitPacing {
     }
 }
 
+impl PendingWrite {
+    /// A write of `batch`, or a memtable switch if there is none.
+    fn new(batch: Option<WriteBatch>, sync: bool) -> Self {
+        PendingWrite {
+            switch_memtable: batch.is_none(),
+            batch: parking_lot::Mutex::new(batch),
+            sync,
+            state: parking_lot::Mutex::new(WriterState::Waiting),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// Tell this waiting writer to lead, or that its write is done.
+    fn wake_with(&self, state: WriterState) {
+        *self.state.lock() = state;
+        self.wake.notify_one();
+    }
+}
+
 impl DbInner {
     pub(super) fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<()> {
         self.check_open()?;
@@ -102,12 +168,7 @@ impl DbInner {
             return Ok(());
         }
         let sync = opts.durability.unwrap_or(self.opts.durability) == Durability::Sync;
-        self.enqueue(PendingWrite {
-            batch: parking_lot::Mutex::new(Some(batch)),
-            switch_memtable: false,
-            sync,
-            result: parking_lot::Mutex::new(None),
-        })
+        self.enqueue(PendingWrite::new(Some(batch), sync))
     }
 
     /// Wait in the queue until this write is done by a leader, or lead a group.
@@ -115,16 +176,26 @@ impl DbInner {
         let me = Arc::new(write);
         let mut queue = self.write_queue.lock();
         queue.push_back(Arc::clone(&me));
-        self.commit_pacing.arrival_cv.notify_one();
-        loop {
-            if let Some(result) = me.result.lock().take() {
-                return result;
+        if queue.len() > 1 {
+            self.commit_pacing.arrived(queue.len());
+            drop(queue);
+            let spin_until = Instant::now() + self.commit_pacing.follower_spin(me.sync);
+            while matches!(*me.state.lock(), WriterState::Waiting) && Instant::now() < spin_until {
+                std::thread::yield_now();
             }
-            if queue.front().is_some_and(|w| Arc::ptr_eq(w, &me)) {
-                break;
+            {
+                let mut state = me.state.lock();
+                loop {
+                    match std::mem::replace(&mut *state, WriterState::Waiting) {
+                        WriterState::Waiting => me.wake.wait(&mut state),
+                        WriterState::Leading => break,
+                        WriterState::Done(result) => return result,
+                    }
+                }
             }
-            self.write_cv.wait(&mut queue);
+            queue = self.write_queue.lock();
         }
+        debug_assert!(queue.front().is_some_and(|w| Arc::ptr_eq(w, &me)));
 
         // Leader: gather the group while holding the queue lock, then release it for the I/O.
         if me.sync && !me.switch_memtable {
@@ -161,14 +232,19 @@ impl DbInner {
         for w in &group {
             let front = queue.pop_front();
             debug_assert!(front.is_some_and(|f| Arc::ptr_eq(&f, w)));
-            if !Arc::ptr_eq(w, &me) {
-                *w.result.lock() = Some(match &result {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(e.duplicate()),
-                });
-            }
         }
-        self.write_cv.notify_all();
+        if let Some(next) = queue.front() {
+            // Only the front's own leadership pops it, so it is still waiting: hand it the lead.
+            next.wake_with(WriterState::Leading);
+        }
+        drop(queue);
+        // Each follower is woken on its own condition variable: no herd on the queue lock.
+        for w in group.iter().filter(|w| !Arc::ptr_eq(w, &me)) {
+            w.wake_with(WriterState::Done(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.duplicate()),
+            }));
+        }
         result
     }
 
@@ -409,12 +485,7 @@ impl DbInner {
 
     pub(super) fn flush_now(&self) -> Result<()> {
         self.check_open()?;
-        self.enqueue(PendingWrite {
-            batch: parking_lot::Mutex::new(None),
-            switch_memtable: true,
-            sync: true,
-            result: parking_lot::Mutex::new(None),
-        })?;
+        self.enqueue(PendingWrite::new(None, true))?;
         if !self.bg_threads.lock().is_empty() {
             self.wait_for_flushes(0)
         } else {
