@@ -23,7 +23,7 @@ use crate::iter::InternalIterator;
 use crate::key::{parse_internal_key, SeqNo};
 use crate::manifest::VersionEdit;
 use crate::memtable::Memtable;
-use crate::options::Options;
+use crate::options::{Durability, Options};
 use crate::table_cache::TableCache;
 use crate::version::TableHandle;
 
@@ -79,11 +79,13 @@ impl DbInner {
                 }
             }
             // The switch that queued this memtable closed its WAL segment and took the spare:
-            // sync the one (sync writers of the new segment may be waiting for it) and make
-            // the other.
-            if let Err(e) = self.sync_closed_segments() {
-                self.poison(&e);
-                return;
+            // sync the one if writes are synced (the next sync write would otherwise wait for
+            // it; see `segments`) and make the other.
+            if self.opts.durability == Durability::Sync {
+                if let Err(e) = self.sync_closed_segments() {
+                    self.poison(&e);
+                    return;
+                }
             }
             self.prepare_spare_segment();
             if let Err(e) = self.flush_oldest_immutable() {
@@ -112,11 +114,15 @@ impl DbInner {
         let Some(imm) = self.super_version.load().imms.last().cloned() else {
             return Ok(false);
         };
-        // Not needed for the flush itself (the table will hold the data), but without
-        // background threads nothing else syncs closed segments.
-        let result = self
-            .sync_closed_segments()
-            .and_then(|()| self.flush_memtable(&imm));
+        // Not needed for the flush itself (the table will hold the data); without background
+        // threads, this is where a synced database syncs its closed segments ahead of the
+        // next sync write, as the flush thread would.
+        let result = if self.opts.durability == Durability::Sync {
+            self.sync_closed_segments()
+        } else {
+            Ok(())
+        }
+        .and_then(|()| self.flush_memtable(&imm));
         if let Err(e) = &result {
             self.poison(e);
         }
@@ -193,6 +199,7 @@ impl DbInner {
         drop(vs);
 
         // Invariant 4: the edit is durable, so these segments hold nothing that is needed.
+        self.forget_flushed_segments(next_log);
         for n in old_log..next_log {
             let path = wal_path(&self.dir, n);
             if self.fs.exists(&path) {

@@ -9,7 +9,13 @@
 //!   it. Only when no spare is ready (no background threads, or the flush thread is behind)
 //!   does the leader create one itself, counted in the stats.
 //! - **The old segment is fsynced after the switch**, by the flush thread before it flushes
-//!   that memtable, and writes go on into the new segment meanwhile.
+//!   that memtable, and writes go on into the new segment meanwhile. Only when the database's
+//!   durability is `Sync`: under `NoSync` a closed segment is fsynced only if a sync write
+//!   (`WriteOptions::sync`) needs it first (invariant 3), and otherwise is deleted unsynced
+//!   once its memtable is flushed, so the kernel drops its dirty pages instead of writing
+//!   back a log nobody will read (RocksDB's unsynced WAL files behave the same way). After a
+//!   power loss a torn closed segment is then a crash point like a torn last one: recovery
+//!   keeps the prefix before the tear and drops the later segments (see `recovery`).
 //!
 //! Invariant (DESIGN.md, invariant 3): a segment's first fsync happens only after every
 //! earlier segment is durable whole, and is preceded in the segment by a
@@ -45,8 +51,8 @@ pub(super) struct Segments {
 
 #[derive(Default)]
 struct ClosedSegments {
-    /// Segments closed by a switch and not yet fsynced, oldest first.
-    pending: Vec<LogWriter>,
+    /// Segments closed by a switch and not yet fsynced, oldest first, with their numbers.
+    pending: Vec<(u64, LogWriter)>,
     /// A thread is fsyncing segments taken from `pending`.
     syncing: bool,
     /// A sync failed: every later caller gets the error (the pages it dropped are gone).
@@ -62,8 +68,21 @@ pub(super) struct SpareSegment {
 impl DbInner {
     /// Hand a segment a switch closed to whoever syncs next (the flush thread, or a sync leader
     /// that gets there first).
-    pub(super) fn close_segment(&self, writer: LogWriter) {
-        self.segments.closed.lock().pending.push(writer);
+    pub(super) fn close_segment(&self, number: u64, writer: LogWriter) {
+        self.segments.closed.lock().pending.push((number, writer));
+    }
+
+    /// Drop, without an fsync, the closed segments numbered below `log_number`: a flush made
+    /// them obsolete (their memtables are in tables a durable manifest edit names) and is
+    /// about to delete them. Without this an unsynced segment's pages would still be forced to
+    /// disk by the next sync for nothing, and under `NoSync` the kernel would write back a
+    /// log that is deleted anyway instead of dropping its dirty pages.
+    pub(super) fn forget_flushed_segments(&self, log_number: u64) {
+        self.segments
+            .closed
+            .lock()
+            .pending
+            .retain(|(number, _)| *number >= log_number);
     }
 
     /// Make every segment closed so far durable whole. Returns once that is true, whether this
@@ -89,7 +108,7 @@ impl DbInner {
             // segment meanwhile; it joins `pending` and the loop syncs it next.
             let result = batch
                 .iter_mut()
-                .try_for_each(|w| w.release_preallocation().and_then(|()| w.sync()));
+                .try_for_each(|(_, w)| w.release_preallocation().and_then(|()| w.sync()));
             if result.is_ok() {
                 self.counters
                     .closed_segment_syncs

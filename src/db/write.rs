@@ -426,7 +426,7 @@ impl DbInner {
         let old = std::mem::replace(&mut log.writer, writer);
         let old_number = std::mem::replace(&mut log.number, number);
         log.writer.mark_previous_segment(old_number)?;
-        self.close_segment(old);
+        self.close_segment(old_number, old);
         self.counters.wal_switches.fetch_add(1, Ordering::Relaxed);
         let mem = Arc::new(Memtable::for_write_buffer(
             number,
