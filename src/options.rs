@@ -72,6 +72,16 @@ pub struct Options {
     pub max_total_wal_size: u64,
     /// Level-0 files that trigger a compaction into the base level. Default: 4 (RocksDB).
     pub level0_compaction_trigger: usize,
+    /// Once the tree is deep (level 0 compacts into a level above the last one, because the
+    /// last level outgrew `max_bytes_for_level_base`), level 0 waits for this many times
+    /// `level0_compaction_trigger` files, and each level between the base and the last for
+    /// this many times its target size, before they are compacted down. Larger batches mean
+    /// the last level, the largest, is rewritten less often: at 10,000,000 random keys a
+    /// factor of 2 cut the bytes flushes and compactions write by about a fifth (a third on
+    /// overwrite), at the price of more data above the last level (space amplification after
+    /// overwrite about 1.4 instead of 1.2) and more level-0 tables for reads to check while
+    /// writes keep coming. 1 compacts each level as soon as it is over. Default: 2.
+    pub deep_tree_batching: usize,
     /// When no write has arrived for this long and level 0 holds two tables or more, the
     /// compaction thread merges level 0 into the base level, so that a database loaded and
     /// then read serves each scan from one sorted run per level rather than one per level-0
@@ -132,6 +142,7 @@ impl Default for Options {
             background_flush: true,
             max_total_wal_size: 256 << 20,
             level0_compaction_trigger: 4,
+            deep_tree_batching: 2,
             idle_compaction_delay: Some(Duration::from_secs(1)),
             level0_slowdown_trigger: 20,
             level0_stop_trigger: 36,
@@ -188,6 +199,10 @@ impl Options {
     }
     pub fn with_idle_compaction_delay(mut self, delay: Option<Duration>) -> Self {
         self.idle_compaction_delay = delay;
+        self
+    }
+    pub fn with_deep_tree_batching(mut self, factor: usize) -> Self {
+        self.deep_tree_batching = factor;
         self
     }
     pub fn with_max_subcompactions(mut self, ways: usize) -> Self {

@@ -239,3 +239,55 @@ fn compaction_does_not_fill_the_block_cache() {
         "reads fill the cache"
     );
 }
+
+/// Random overwrites with inline compaction under `deep_tree_batching = batching`: the most
+/// level-0 tables seen once the tree was deep, and the bytes compactions wrote.
+fn deep_tree_run(batching: usize) -> (usize, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(
+        dir.path(),
+        small_levels(false).with_deep_tree_batching(batching),
+    )
+    .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut most_l0_when_deep = 0;
+    for i in 0..60_000u32 {
+        let k = format!("key{:05}", rng.random_range(0..20_000u32));
+        db.put(&k, format!("value-{i}-{}", "x".repeat(40))).unwrap();
+        if i % 100 == 0 {
+            let stats = db.stats();
+            let last = stats.bytes_per_level.len() - 1;
+            let deep = stats.bytes_per_level[1..last].iter().any(|&b| b > 0);
+            if deep {
+                most_l0_when_deep = most_l0_when_deep.max(stats.tables_per_level[0]);
+            }
+        }
+    }
+    let stats = db.stats();
+    for i in (0..20_000u32).step_by(997) {
+        // Every key read goes through the levels compaction shaped (value or absent).
+        db.get(format!("key{i:05}")).unwrap();
+    }
+    (most_l0_when_deep, stats.compaction_write_bytes)
+}
+
+#[test]
+fn a_deep_tree_batches_level_zero_and_writes_less() {
+    let trigger = small_levels(false).level0_compaction_trigger;
+    let (l0_eager, written_eager) = deep_tree_run(1);
+    let (l0_batched, written_batched) = deep_tree_run(2);
+    assert!(l0_eager > 0, "the tree never became deep");
+    assert!(
+        l0_eager <= trigger,
+        "without batching level 0 is compacted at {trigger} tables, saw {l0_eager}"
+    );
+    assert!(
+        l0_batched > trigger && l0_batched <= 2 * trigger,
+        "with batching 2 level 0 should wait for {} tables, saw {l0_batched}",
+        2 * trigger
+    );
+    assert!(
+        written_batched < written_eager,
+        "batching should write less: {written_batched} bytes against {written_eager}"
+    );
+}

@@ -383,6 +383,13 @@ fn report(name: &str, ops: u64, elapsed: Duration, note: &str) {
     );
 }
 
+/// Print the database's stats after a workload when `STRATA_BENCH_STATS` is set.
+fn print_stats_if_asked(db: &Db) {
+    if std::env::var_os("STRATA_BENCH_STATS").is_some() {
+        println!("{}", db.stats());
+    }
+}
+
 fn bench(
     num: u64,
     benchmarks: &str,
@@ -436,6 +443,7 @@ fn bench(
                     start.elapsed(),
                     "(no fsync; includes the final flush)",
                 );
+                print_stats_if_asked(&db);
                 db.close()?;
                 if name == "fillrandom" || filled.is_none() {
                     filled = Some(path);
@@ -453,6 +461,7 @@ fn bench(
                 b.fill(&db, &random_order.clone())?;
                 db.flush()?;
                 report(name, num, start.elapsed(), "");
+                print_stats_if_asked(&db);
                 db.close()?;
             }
             "fillsync" => {
@@ -526,9 +535,7 @@ fn bench(
                     start.elapsed(),
                     &format!("({found} of {num} as expected)"),
                 );
-                if std::env::var_os("STRATA_BENCH_STATS").is_some() {
-                    println!("{}", db.stats());
-                }
+                print_stats_if_asked(&db);
                 db.close()?;
             }
             other => println!("unknown benchmark {other}, skipped"),

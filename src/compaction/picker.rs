@@ -78,8 +78,18 @@ pub fn pick_compaction(
             best = Some((score, level));
         }
     };
+    // A deep tree batches level 0 and the intermediate levels (`Options::deep_tree_batching`).
+    let batching = if targets.base_level < NUM_LEVELS - 1 {
+        opts.deep_tree_batching.max(1)
+    } else {
+        1
+    };
     let l0 = version.levels[0].len();
-    consider(l0 as f64 / opts.level0_compaction_trigger.max(1) as f64, 0);
+    let l0_trigger = opts
+        .level0_compaction_trigger
+        .max(1)
+        .saturating_mul(batching);
+    consider(l0 as f64 / l0_trigger as f64, 0);
     for level in 1..NUM_LEVELS - 1 {
         let bytes = version.level_bytes(level);
         if bytes == 0 {
@@ -89,7 +99,8 @@ pub fn pick_compaction(
             // Left above the base level when the base moved: push it down first.
             consider(1e9, level);
         } else {
-            consider(bytes as f64 / targets.target[level] as f64, level);
+            let target = targets.target[level].saturating_mul(batching as u64).max(1);
+            consider(bytes as f64 / target as f64, level);
         }
     }
     let (score, level) = best?;
