@@ -38,6 +38,11 @@ pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// Resident set size now, in bytes.
+pub fn current_rss() -> u64 {
+    status_kib("VmRSS:") * 1024
+}
+
 /// Peak resident set size since the start or the last reset, in bytes.
 pub fn peak_rss() -> u64 {
     status_kib("VmHWM:") * 1024

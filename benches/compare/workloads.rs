@@ -184,6 +184,9 @@ pub fn run_child(engine: &str, p: &Params, base: &Path, workloads: &[String]) ->
         main_filled: false,
         peak_rss: 0,
     };
+    // The harness's own memory before any engine opens (its code and value pool; the key
+    // orders each workload builds come on top), so the report can show the engine's share.
+    metric("_process", "rss_harness_bytes", sys::current_rss() as f64);
     if let Err(e) = std::fs::create_dir_all(base) {
         emit(format_args!(
             "@error _setup creating {}: {e}",
