@@ -336,9 +336,18 @@ fn write_keys(
     }
 }
 
+/// Keys are 16 decimal digits, so a benchmark has at most this many.
+const MAX_BENCH_KEYS: u64 = 10_000_000_000_000_000;
+
+/// `n` (below [`MAX_BENCH_KEYS`]) as 16 zero-padded decimal digits, written without formatting machinery (the read
+/// workloads call this inside their timed loops).
 fn key_of(n: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k.copy_from_slice(format!("{n:016}").as_bytes());
+    let mut k = [b'0'; 16];
+    let mut rest = n;
+    for digit in k.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
     k
 }
 
@@ -397,6 +406,11 @@ fn bench(
     value_size: usize,
     sync_num: u64,
 ) -> strata::Result<()> {
+    if num.max(sync_num) > MAX_BENCH_KEYS {
+        return Err(strata::Error::InvalidArgument(format!(
+            "at most {MAX_BENCH_KEYS} keys (16 decimal digits)"
+        )));
+    }
     let (dir, remove_dir_after) = match dir {
         Some(d) => (d, false),
         None => (
@@ -500,10 +514,11 @@ fn bench(
                         }
                     }
                     "readmissing" => {
+                        let mut k = [0u8; 17];
+                        k[16] = b'.';
                         for &n in &random_order {
-                            let mut k = key_of(n).to_vec();
-                            k.push(b'.');
-                            found += u64::from(db.get(&k)?.is_none());
+                            k[..16].copy_from_slice(&key_of(n));
+                            found += u64::from(db.get(k)?.is_none());
                         }
                     }
                     "seekrandom" => {
@@ -548,4 +563,16 @@ fn bench(
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_keys_are_sixteen_zero_padded_digits() {
+        for n in [0, 7, 1234, 9_999_999_999_999_999, 4_000_000_000_000_001] {
+            assert_eq!(&key_of(n), format!("{n:016}").as_bytes(), "key of {n}");
+        }
+    }
 }
