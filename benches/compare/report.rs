@@ -678,38 +678,42 @@ of `cargo bench --bench engine`) show where a peer leads or Strata is short of i
   redb's B-tree reaches its leaf through pages that stay hot. Reads right after the reopen
   also share the two cores with the idle compaction, which rewrites the tables and so
   invalidates what the cache held (it no longer fills the cache with its own reads).
-- **readwhilewriting and seekrandom** against redb: 1.16x and 1.12x in one full run, 0.84x and
-  0.95x in the next at the same engine code but one change (compaction no longer filling the
-  cache, which strata-only runs measured as neutral to better), with Strata's writer at 218k
-  and 170k puts/s: on two shared cores these rows move by that much between runs.
-- **fillsync with one thread**: WAL segments are now preallocated 1 MiB ahead (a sparse
+- **readwhilewriting and seekrandom** against redb: 1.15x and 1.14x in this run; earlier
+  full runs ranged from 0.84x to 1.16x with little engine change in between (Strata's writer
+  in readwhilewriting does 170k-220k puts/s depending on the run): on two shared cores these
+  rows move by that much between runs.
+- **fillsync with one thread**: WAL segments are preallocated 1 MiB ahead (a sparse
   `ftruncate`), so an `fdatasync` rarely commits a size change (100 µs instead of 165 µs on
   this disk, measured in isolation); Strata's and fjall's `fdatasync` calls then take the same
-  time (strace: medians 117-122 µs against 109-142 µs over alternated runs), and what is left
-  between them is run-to-run noise of the disk. sled's `sync_file_range` is a weaker promise
-  (see below). Eight threads reach about 4x of one (3.7x to 4.3x over the last runs), short
-  of the 5x target: on two cores the eight writers' wake-ups and the group leader's work
-  serialize.
-- **Peak RSS**: the whole run's peak is reached in readwhilewriting (3 x 64 MiB memtables and
-  the 64 MiB cache are the budget; 296-334 MiB of the process in the latest full run, 325-358
-  in the one before, when compaction still filled the block cache; the harness itself is
-  about 45 MiB). Part is glibc's per-thread malloc arenas holding freed block buffers: with
-  `MALLOC_ARENA_MAX=2` a strata-only run peaked at 192-201 MiB, but reads were a quarter
-  slower. Cached blocks from a pool of their own would keep that memory bounded.
-- **Write amplification at 10,000,000 keys** (`docs/bench-10m.md`): 5.23 on fillrandom and 7.62
-  on overwrite in the latest run (4.76 and 6.68 two days earlier, with the same compaction
-  code: the figure moves with how background compactions interleave with the writes),
-  against RocksDB's 4.37 and 5.54 counting its log. What is left: Strata writes its whole log
-  (RocksDB's unsynced log pages are dropped before they reach the disk); a 64 MiB memtable
-  flushes to a smaller table than RocksDB's 65 MB (Strata's skiplist nodes carry link hints),
-  so there are more L0 merges (towers of 1/4 instead of 1/2 changed fillrandom's figure by
-  nothing: 5.26); and Strata keeps the level above the last at a tenth of it (dynamic sizing)
-  where RocksDB never lets a level target fall below 256 MiB, which costs RocksDB space (1.39
-  after overwrite, Strata 1.21).
-- **Space after overwrite**: the size is taken right after the overwrite's flush, when the new
-  versions still sit in two or three level-0 tables (fewer than the compaction trigger of four)
-  above the old ones; once writes stop for a second, the idle level-0 compaction merges them
-  down and the old versions go.
+  time, and what is left between them is run-to-run noise of the disk. sled's
+  `sync_file_range` is a weaker promise (see below). Eight threads now reach 5-6x of one:
+  queued writers wait on their own condition variables and yield their core for a bounded
+  time before sleeping, since a sleeping thread's wake-up cost about 10 µs here and a group of
+  8 paid it 8 times between two fsyncs.
+- **Peak RSS**: the whole run's peak is reached in readwhilewriting, when the 64 MiB cache is
+  full from the reads before it and the writer fills a memtable while the previous one
+  flushes. The configured budget is 256 MiB (3 x 64 MiB memtables and the 64 MiB cache); the
+  engine's share of the peak (the last column) is 285-290 MiB. About 40 MiB of it is glibc's
+  per-thread malloc arenas holding freed block buffers (a strata-only run: 260 MiB, 220 MiB
+  with `MALLOC_ARENA_MAX=2`); cached blocks from a pool of their own would keep that memory
+  bounded whatever the allocator.
+- **Write amplification and space at 10,000,000 keys** (`docs/bench-10m.md`): 3.40 on
+  fillrandom and 3.94 on overwrite against RocksDB's 3.09 and 4.48, space amplification 1.45
+  after overwrite against RocksDB's 1.39 and fjall's 1.27. Two changes brought write
+  amplification down from 4.0 / 5.2: a database without sync writes no longer fsyncs its
+  closed WAL segments, so the kernel drops the pages of a segment deleted after its flush
+  (as RocksDB's are), and a deep tree batches its compactions (`Options::deep_tree_batching`:
+  level 0 waits for 8 tables instead of 4, the level above the last holds twice its target
+  before it is pushed down), so the last level is rewritten less often. The price is the
+  space: more new versions wait above the last level, 1.45 against 1.21 before (the 1.15
+  target is not met either way; RocksDB's lower write amplification on fillrandom comes
+  partly from compaction work it has not done yet when the run ends: its own compaction
+  stats after a 10M fill show 293 MB in L5 above 727 MB in L6). `deep_tree_batching = 1`
+  gives the other trade.
+- **Space after overwrite at 1,000,000 keys** (1.68): the size is taken right after the
+  overwrite's flush, when the new versions still sit in two or three level-0 tables (fewer
+  than the compaction trigger of four) above the old ones; once writes stop for a second, the
+  idle level-0 compaction merges them down and the old versions go.
 ";
 
 const CAVEATS: &str = "

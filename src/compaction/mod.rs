@@ -5,7 +5,8 @@
 //! the *base level* is the shallowest level whose target is still above
 //! `max_bytes_for_level_base / multiplier`, and level 0 compacts straight into it. Levels between
 //! 0 and the base level stay empty. With every level a tenth of the next, the levels above the
-//! last hold about 11% of the data, so space amplification stays near 1.1.
+//! last target about 11% of the data; deep-tree batching (below) lets them hold up to twice
+//! that, plus up to eight level-0 tables, before they are pushed down.
 //!
 //! Picking: level 0 scores `files / level0_compaction_trigger`; a deeper level scores
 //! `bytes / target`. The highest score at or above 1 is compacted. Once the tree is deep (the
