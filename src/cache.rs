@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::buffer_pool::BufferPool;
 use crate::sstable::block::Block;
 
 /// The most shards a cache is split into.
@@ -115,6 +116,8 @@ pub struct BlockCache {
     misses: AtomicU64,
     inserts: AtomicU64,
     evictions: AtomicU64,
+    /// Buffers of the data blocks read through this cache, recycled when blocks are dropped.
+    buffers: Arc<BufferPool>,
 }
 
 impl fmt::Debug for BlockCache {
@@ -139,7 +142,13 @@ impl BlockCache {
             misses: AtomicU64::new(0),
             inserts: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            buffers: Arc::new(BufferPool::default()),
         }
+    }
+
+    /// The pool that data blocks read for this cache take their buffers from.
+    pub fn buffers(&self) -> &Arc<BufferPool> {
+        &self.buffers
     }
 
     /// Lend `bytes` of the budget to memory outside the cache (memtables). The cache shrinks

@@ -23,6 +23,7 @@
 //! [`db`] ties the write path, flush and recovery together; [`fs`] is the file-system layer.
 
 pub mod batch;
+pub mod buffer_pool;
 pub mod cache;
 pub mod coding;
 pub mod compaction;

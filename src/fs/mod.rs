@@ -56,6 +56,14 @@ pub trait WritableFile: Send + Sync {
 pub trait RandomAccessFile: Send + Sync {
     /// Read exactly `len` bytes at `offset`; a short read is an `UnexpectedEof` error.
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+    /// [`read_at`](Self::read_at) into `buf` (emptied first), so the caller can reuse a
+    /// buffer. The default reads into a new buffer and copies.
+    fn read_at_into(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+        let bytes = self.read_at(offset, len)?;
+        buf.clear();
+        buf.extend_from_slice(&bytes);
+        Ok(())
+    }
     /// The file's size in bytes.
     fn size(&self) -> io::Result<u64>;
 }

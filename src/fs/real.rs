@@ -71,8 +71,15 @@ impl RandomAccessFile for RealRandomAccess {
     /// of a cache-missing read profile); a short read is `UnexpectedEof`, as with
     /// `read_exact_at`.
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_at_into(offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn read_at_into(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        let mut buf: Vec<u8> = Vec::with_capacity(len);
+        buf.clear();
+        buf.reserve(len);
         while buf.len() < len {
             let at = offset
                 .checked_add(buf.len() as u64)
@@ -107,7 +114,7 @@ impl RandomAccessFile for RealRandomAccess {
                 n => unsafe { buf.set_len(buf.len() + n as usize) },
             }
         }
-        Ok(buf)
+        Ok(())
     }
 
     fn size(&self) -> io::Result<u64> {

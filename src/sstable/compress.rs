@@ -33,9 +33,11 @@
 
 use std::cell::RefCell;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::buffer_pool::BufferPool;
 use crate::coding::{put_varint, Decoder};
 use crate::error::{Error, Result};
 use crate::sstable::format::{
@@ -191,14 +193,49 @@ pub fn decompress_block(
     path: &Path,
     offset: u64,
 ) -> Result<Bytes> {
+    decompress_block_with(block_type, stored, path, offset, None)
+}
+
+/// [`decompress_block`], with the result in a buffer of `pool` if there is one (and `stored`
+/// given back to it when it is not the result).
+pub fn decompress_block_with(
+    block_type: u8,
+    stored: Vec<u8>,
+    path: &Path,
+    offset: u64,
+    pool: Option<&Arc<BufferPool>>,
+) -> Result<Bytes> {
+    if block_type == BLOCK_TYPE_UNCOMPRESSED {
+        return Ok(match pool {
+            Some(pool) => pool.share(stored),
+            None => Bytes::from(stored),
+        });
+    }
+    let out = pool.map_or_else(Vec::new, |p| p.take(0));
+    let result = decompress_into(block_type, &stored, out, path, offset, pool);
+    if let Some(pool) = pool {
+        pool.give_back(stored);
+    }
+    result
+}
+
+/// Decompress a compressed block's `stored` contents into `out` (an empty buffer, from `pool`
+/// when there is one).
+fn decompress_into(
+    block_type: u8,
+    stored: &[u8],
+    out: Vec<u8>,
+    path: &Path,
+    offset: u64,
+    pool: Option<&Arc<BufferPool>>,
+) -> Result<Bytes> {
     let bad = |reason: String| Error::corruption(path, offset, reason);
     let name = match block_type {
-        BLOCK_TYPE_UNCOMPRESSED => return Ok(Bytes::from(stored)),
         BLOCK_TYPE_LZ4 => "lz4",
         BLOCK_TYPE_ZSTD => "zstd",
         other => return Err(bad(format!("unknown block type {other}"))),
     };
-    let mut d = Decoder::new(&stored);
+    let mut d = Decoder::new(stored);
     let raw_len = d.varint().ok_or_else(|| {
         bad(format!(
             "{name} block: truncated or malformed uncompressed length"
@@ -215,32 +252,57 @@ pub fn decompress_block(
             ))
         })?;
     let payload = stored.get(d.position()..).unwrap_or_default();
-    let out = match block_type {
+    // A buffer of the right class now that the length is known (the one passed in is empty).
+    let mut out = match pool {
+        Some(pool) => {
+            pool.give_back(out);
+            pool.take(raw_len)
+        }
+        None => out,
+    };
+    let decompressed = match block_type {
         BLOCK_TYPE_LZ4 => {
-            let mut out = vec![0u8; raw_len];
+            out.resize(raw_len, 0);
             lz4_flex::block::decompress_into(payload, &mut out)
                 .map_err(|e| bad(format!("lz4 block does not decompress: {e}")))
-                .map(|n| (n, out))
         }
-        _ => zstd_decompress(payload, raw_len)
+        _ => zstd_decompress(payload, raw_len, &mut out)
             .map_err(|e| bad(format!("zstd block does not decompress: {e}"))),
     };
-    let (n, mut out) = out?;
-    if n != raw_len {
-        return Err(bad(format!(
-            "{name} block decompresses to {n} bytes, its header says {raw_len}"
-        )));
+    let checked = decompressed.and_then(|n| {
+        if n == raw_len {
+            Ok(n)
+        } else {
+            Err(bad(format!(
+                "{name} block decompresses to {n} bytes, its header says {raw_len}"
+            )))
+        }
+    });
+    match (checked, pool) {
+        (Ok(n), pool) => {
+            out.truncate(n);
+            Ok(match pool {
+                Some(pool) => pool.share(out),
+                None => Bytes::from(out),
+            })
+        }
+        (Err(e), Some(pool)) => {
+            pool.give_back(out);
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
     }
-    out.truncate(n);
-    Ok(Bytes::from(out))
 }
 
-/// Decompress one zstd payload into a buffer of capacity `raw_len` (never more): the number of
-/// bytes written and the buffer.
-fn zstd_decompress(payload: &[u8], raw_len: usize) -> std::io::Result<(usize, Vec<u8>)> {
+/// Decompress one zstd payload into `out` (emptied, with room for `raw_len` bytes made): the
+/// number of bytes written.
+fn zstd_decompress(payload: &[u8], raw_len: usize, out: &mut Vec<u8>) -> std::io::Result<usize> {
     type Dctx = zstd::bulk::Decompressor<'static>;
-    let mut out = Vec::with_capacity(raw_len);
-    // A `Vec` destination is filled up to its capacity and never reallocated.
+    out.clear();
+    out.reserve_exact(raw_len);
+    // A `Vec` destination is filled up to its capacity (`raw_len`, or the pool class just
+    // above it) and never reallocated; a payload that fills more than `raw_len` is refused by
+    // the caller's length check.
     let run = |dctx: &mut Dctx, out: &mut Vec<u8>| dctx.decompress_to_buffer(payload, out);
     // The thread's context, if it can be had: not during thread teardown, not reentrantly, and
     // not if zstd cannot allocate one; otherwise a fresh context (no panics either way).
@@ -249,13 +311,12 @@ fn zstd_decompress(payload: &[u8], raw_len: usize) -> std::io::Result<(usize, Ve
         if slot.is_none() {
             *slot = Dctx::new().ok();
         }
-        Some(run(slot.as_mut()?, &mut out))
+        Some(run(slot.as_mut()?, out))
     });
-    let n = match cached {
-        Ok(Some(result)) => result?,
-        _ => run(&mut Dctx::new()?, &mut out)?,
-    };
-    Ok((n, out))
+    match cached {
+        Ok(Some(result)) => result,
+        _ => run(&mut Dctx::new()?, out),
+    }
 }
 
 #[cfg(test)]

@@ -53,14 +53,16 @@
 
 use std::cmp::Ordering;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::buffer_pool::BufferPool;
 use crate::coding::{get_u32, get_u64, put_length_prefixed, put_varint, Decoder};
 use crate::error::{Error, Result};
 use crate::fs::RandomAccessFile;
 use crate::key::{compare_internal, parse_internal_key, SeqNo};
-use crate::sstable::compress::decompress_block;
+use crate::sstable::compress::decompress_block_with;
 
 // Written to disk, never renumber.
 /// Block type byte: contents stored as they are.
@@ -195,6 +197,31 @@ pub fn read_block(
     limit: u64,
     file_number: u64,
 ) -> Result<Bytes> {
+    read_block_with(file, path, handle, limit, file_number, None)
+}
+
+/// [`read_block`] into a buffer of `pool`, returned as `Bytes` that give it back to the pool
+/// (see [`buffer_pool`](crate::buffer_pool)): for data blocks, which the cache holds and
+/// evicts.
+pub fn read_block_pooled(
+    file: &dyn RandomAccessFile,
+    path: &Path,
+    handle: BlockHandle,
+    limit: u64,
+    file_number: u64,
+    pool: &Arc<BufferPool>,
+) -> Result<Bytes> {
+    read_block_with(file, path, handle, limit, file_number, Some(pool))
+}
+
+fn read_block_with(
+    file: &dyn RandomAccessFile,
+    path: &Path,
+    handle: BlockHandle,
+    limit: u64,
+    file_number: u64,
+    pool: Option<&Arc<BufferPool>>,
+) -> Result<Bytes> {
     let out_of_range = || {
         Error::corruption(
             path,
@@ -215,22 +242,36 @@ pub fn read_block(
     let len = size
         .checked_add(BLOCK_TRAILER_LEN)
         .ok_or_else(out_of_range)?;
-    let mut buf = file
-        .read_at(handle.offset, len)
-        .map_err(|e| Error::io(format!("reading table {}", display_name(path)), e))?;
-    let short = || Error::corruption(path, handle.offset, "short read of a block");
-    let block_type = *buf.get(size).ok_or_else(short)?;
-    let stored_crc = get_u32(&buf, size + 1).ok_or_else(short)?;
-    let contents = buf.get(..size).ok_or_else(short)?;
-    if block_crc(contents, block_type, file_number, handle.offset) != stored_crc {
-        return Err(Error::corruption(
-            path,
-            handle.offset,
-            "block checksum mismatch (damaged, or a block of another offset or table)",
-        ));
+    let mut buf = pool.map_or_else(Vec::new, |p| p.take(len));
+    let read = file.read_at_into(handle.offset, len, &mut buf);
+    let checked = read
+        .map_err(|e| Error::io(format!("reading table {}", display_name(path)), e))
+        .and_then(|()| {
+            let short = || Error::corruption(path, handle.offset, "short read of a block");
+            let block_type = *buf.get(size).ok_or_else(short)?;
+            let stored_crc = get_u32(&buf, size + 1).ok_or_else(short)?;
+            let contents = buf.get(..size).ok_or_else(short)?;
+            if block_crc(contents, block_type, file_number, handle.offset) != stored_crc {
+                return Err(Error::corruption(
+                    path,
+                    handle.offset,
+                    "block checksum mismatch (damaged, or a block of another offset or table)",
+                ));
+            }
+            Ok(block_type)
+        });
+    match checked {
+        Ok(block_type) => {
+            buf.truncate(size);
+            decompress_block_with(block_type, buf, path, handle.offset, pool)
+        }
+        Err(e) => {
+            if let Some(pool) = pool {
+                pool.give_back(buf);
+            }
+            Err(e)
+        }
     }
-    buf.truncate(size);
-    decompress_block(block_type, buf, path, handle.offset)
 }
 
 /// The last 72 bytes of a table: where its metadata blocks are, and its file number.

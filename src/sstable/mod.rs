@@ -89,6 +89,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::buffer_pool::MAX_FREE_PER_CLASS;
     use crate::cache::BlockCache;
     use crate::error::Result;
     use crate::fs::{FileSystem, RealFs};
@@ -498,6 +499,34 @@ mod tests {
             std::fs::write(&bad, &bytes[..len]).unwrap();
             let err = open(&bad, Arc::new(BlockCache::new(0))).unwrap_err();
             assert!(err.is_corruption(), "length {len}: {err}");
+        }
+    }
+
+    #[test]
+    fn blocks_evicted_from_a_small_cache_recycle_their_buffers() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = sample_model();
+        for c in COMPRESSIONS {
+            let path = dir.path().join(format!("{c:?}.sst"));
+            write_table(
+                &path,
+                &model,
+                TableOptions {
+                    compression: c,
+                    ..small_opts()
+                },
+            );
+            // Room for a few 256-byte blocks: nearly every read evicts another block.
+            let cache = Arc::new(BlockCache::new(2048));
+            let table = open(&path, Arc::clone(&cache)).unwrap();
+            check_against_model(&table, &model);
+            check_against_model(&table, &model);
+            let (reused, allocated) = cache.buffers().counts();
+            assert!(
+                reused > allocated,
+                "{c:?}: {reused} reads took a recycled buffer, {allocated} a new one"
+            );
+            assert!(cache.buffers().free_buffers() <= MAX_FREE_PER_CLASS * 4);
         }
     }
 

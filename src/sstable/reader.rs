@@ -37,7 +37,8 @@ use crate::key::{
 use crate::sstable::block::{Block, BlockIter};
 use crate::sstable::filter::BloomFilter;
 use crate::sstable::format::{
-    display_name, read_block, BlockHandle, Footer, TableProperties, BLOCK_TRAILER_LEN, FOOTER_LEN,
+    display_name, read_block, read_block_pooled, BlockHandle, Footer, TableProperties,
+    BLOCK_TRAILER_LEN, FOOTER_LEN,
 };
 
 /// What a point lookup in a table finds: the newest visible version's kind, sequence number
@@ -357,7 +358,14 @@ impl Table {
             return Ok(block);
         }
         let number = self.props.file_number;
-        let contents = read_block(&*self.file, &self.path, handle, self.data_end, number)?;
+        let contents = read_block_pooled(
+            &*self.file,
+            &self.path,
+            handle,
+            self.data_end,
+            number,
+            self.cache.buffers(),
+        )?;
         let block = Arc::new(Block::new(
             contents,
             Arc::clone(&self.block_path),
