@@ -669,7 +669,8 @@ of `cargo bench --bench engine`) show where a peer leads or Strata is short of i
   Ascending inserts (fillseq, fillbatch) start from the previous insert's position (a splice,
   as in RocksDB), so fillbatch no longer searches at all; fillseq is bound by the per-write
   system call.
-- **readrandom**: at 1,000,000 keys (111 MiB of tables) and a 64 MiB block cache, about half
+- **readrandom** (1.08x redb, short of 1.3x): at 1,000,000 keys (111 MiB of tables) and a
+  64 MiB block cache, about half
   the lookups miss the cache and read their 4 KiB block with `pread` (a system call and a copy
   from the page cache), then insert it into the cache; with every block cached a lookup still
   costs about 1.4 µs, a chain of about ten dependent cache misses (table filter, index, cache
@@ -678,10 +679,10 @@ of `cargo bench --bench engine`) show where a peer leads or Strata is short of i
   redb's B-tree reaches its leaf through pages that stay hot. Reads right after the reopen
   also share the two cores with the idle compaction, which rewrites the tables and so
   invalidates what the cache held (it no longer fills the cache with its own reads).
-- **readwhilewriting and seekrandom** against redb: 1.15x and 1.14x in this run; earlier
-  full runs ranged from 0.84x to 1.16x with little engine change in between (Strata's writer
-  in readwhilewriting does 170k-220k puts/s depending on the run): on two shared cores these
-  rows move by that much between runs.
+- **readwhilewriting and seekrandom** against redb: 1.52x and 1.08x in this run. Earlier
+  full runs ranged from 0.84x to 1.16x on readwhilewriting; what moved it for good was the
+  block buffer pool (below), which also keeps its reads from faulting in fresh arena memory.
+  seekrandom still moves by about 10% between runs on two shared cores.
 - **fillsync with one thread**: WAL segments are preallocated 1 MiB ahead (a sparse
   `ftruncate`), so an `fdatasync` rarely commits a size change (100 µs instead of 165 µs on
   this disk, measured in isolation); Strata's and fjall's `fdatasync` calls then take the same
@@ -690,13 +691,12 @@ of `cargo bench --bench engine`) show where a peer leads or Strata is short of i
   queued writers wait on their own condition variables and yield their core for a bounded
   time before sleeping, since a sleeping thread's wake-up cost about 10 µs here and a group of
   8 paid it 8 times between two fsyncs.
-- **Peak RSS**: the whole run's peak is reached in readwhilewriting, when the 64 MiB cache is
-  full from the reads before it and the writer fills a memtable while the previous one
-  flushes. The configured budget is 256 MiB (3 x 64 MiB memtables and the 64 MiB cache); the
-  engine's share of the peak (the last column) is 285-290 MiB. About 40 MiB of it is glibc's
-  per-thread malloc arenas holding freed block buffers (a strata-only run: 260 MiB, 220 MiB
-  with `MALLOC_ARENA_MAX=2`); cached blocks from a pool of their own would keep that memory
-  bounded whatever the allocator.
+- **Peak RSS** is now within the budget: the engine's share of the whole run's peak (the
+  last column) is about 185 MiB against a configured 256 MiB (3 x 64 MiB memtables and the
+  64 MiB cache); it was 285-290 MiB while glibc's per-thread malloc arenas kept the memory of
+  evicted blocks in the arena of the thread that had read them (after a one-reader and a
+  four-reader phase malloc held 263 MB with 78 MB in use). Data blocks now take their buffers
+  from a pool of size classes and give them back when dropped.
 - **Write amplification and space at 10,000,000 keys** (`docs/bench-10m.md`): 3.40 on
   fillrandom and 3.94 on overwrite against RocksDB's 3.09 and 4.48, space amplification 1.45
   after overwrite against RocksDB's 1.39 and fjall's 1.27. Two changes brought write
