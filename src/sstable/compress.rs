@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::buffer_pool::BufferPool;
+use crate::buffer_pool::{BufferPool, MAX_POOLED_BYTES};
 use crate::coding::{put_varint, Decoder};
 use crate::error::{Error, Result};
 use crate::sstable::format::{
@@ -253,16 +253,22 @@ fn decompress_into(
         })?;
     let payload = stored.get(d.position()..).unwrap_or_default();
     // A buffer of the right class now that the length is known (the one passed in is empty).
+    // Lengths past the pool's classes (only a damaged or hostile block claims them) get a
+    // fresh allocation: `vec![0; n]` asks for zeroed memory, which costs nothing until touched.
     let mut out = match pool {
-        Some(pool) => {
+        Some(pool) if raw_len <= MAX_POOLED_BYTES => {
             pool.give_back(out);
             pool.take(raw_len)
         }
-        None => out,
+        _ => out,
     };
     let decompressed = match block_type {
         BLOCK_TYPE_LZ4 => {
-            out.resize(raw_len, 0);
+            if out.capacity() >= raw_len && raw_len <= MAX_POOLED_BYTES {
+                out.resize(raw_len, 0);
+            } else {
+                out = vec![0u8; raw_len];
+            }
             lz4_flex::block::decompress_into(payload, &mut out)
                 .map_err(|e| bad(format!("lz4 block does not decompress: {e}")))
         }
