@@ -700,9 +700,10 @@ of `cargo bench --bench engine`) show where a peer leads or Strata is short of i
 - **Write amplification and space at 10,000,000 keys** (`docs/bench-10m.md`): 3.40 on
   fillrandom and 3.94 on overwrite against RocksDB's 3.09 and 4.48, space amplification 1.45
   after overwrite against RocksDB's 1.39 and fjall's 1.27. Two changes brought write
-  amplification down from 4.0 / 5.2: a database without sync writes no longer fsyncs its
+  amplification down from 5.23 / 7.62: a database without sync writes no longer fsyncs its
   closed WAL segments, so the kernel drops the pages of a segment deleted after its flush
-  (as RocksDB's are), and a deep tree batches its compactions (`Options::deep_tree_batching`:
+  (as RocksDB's are; 4.02 / 6.38 with that change alone), and a deep tree batches its
+  compactions (`Options::deep_tree_batching`:
   level 0 waits for 8 tables instead of 4, the level above the last holds twice its target
   before it is pushed down), so the last level is rewritten less often. The price is the
   space: more new versions wait above the last level, 1.45 against 1.21 before (the 1.15
