@@ -18,7 +18,7 @@
 //!   itself holds a bounded amount of memory (at most 64 buffers per class).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use crossbeam_queue::ArrayQueue;
@@ -33,10 +33,15 @@ pub const MAX_FREE_PER_CLASS: usize = 64;
 
 const CLASSES: usize = MAX_POOLED_BYTES / CLASS_BYTES;
 
+/// The free buffers of one size class.
+type ClassQueue = ArrayQueue<Vec<u8>>;
+
 /// Free block buffers by size class, shared by every table of a database (owned by its block
 /// cache).
 pub struct BufferPool {
-    free: Vec<ArrayQueue<Vec<u8>>>,
+    /// One queue per class, made on first use (a pool of 256 eager queues cost half a MiB
+    /// per cache, which tests and fuzzing create by the thousand).
+    free: Box<[OnceLock<Box<ClassQueue>>]>,
     reused: AtomicU64,
     allocated: AtomicU64,
 }
@@ -53,9 +58,7 @@ impl std::fmt::Debug for BufferPool {
 impl Default for BufferPool {
     fn default() -> Self {
         BufferPool {
-            free: (0..CLASSES)
-                .map(|_| ArrayQueue::new(MAX_FREE_PER_CLASS))
-                .collect(),
+            free: (0..CLASSES).map(|_| OnceLock::new()).collect(),
             reused: AtomicU64::new(0),
             allocated: AtomicU64::new(0),
         }
@@ -72,12 +75,16 @@ fn class_of(len: usize) -> Option<(usize, usize)> {
 }
 
 impl BufferPool {
+    fn class_queue(&self, class: usize) -> &ClassQueue {
+        self.free[class].get_or_init(|| Box::new(ArrayQueue::new(MAX_FREE_PER_CLASS)))
+    }
+
     /// An empty buffer with room for `len` bytes: a free one of its class if there is one.
     pub fn take(&self, len: usize) -> Vec<u8> {
         let Some((class, capacity)) = class_of(len) else {
             return Vec::with_capacity(len);
         };
-        if let Some(buf) = self.free[class].pop() {
+        if let Some(buf) = self.free[class].get().and_then(|q| q.pop()) {
             self.reused.fetch_add(1, Ordering::Relaxed);
             return buf;
         }
@@ -93,7 +100,7 @@ impl BufferPool {
             if class_capacity == capacity {
                 buf.clear();
                 // A full class drops the buffer here (freed).
-                let _ = self.free[class].push(buf);
+                let _ = self.class_queue(class).push(buf);
             }
         }
     }
@@ -116,7 +123,11 @@ impl BufferPool {
 
     /// Free buffers held now, over all classes.
     pub fn free_buffers(&self) -> usize {
-        self.free.iter().map(ArrayQueue::len).sum()
+        self.free
+            .iter()
+            .filter_map(OnceLock::get)
+            .map(|q| q.len())
+            .sum()
     }
 }
 
