@@ -211,20 +211,18 @@ pub fn decompress_block_with(
             None => Bytes::from(stored),
         });
     }
-    let out = pool.map_or_else(Vec::new, |p| p.take(0));
-    let result = decompress_into(block_type, &stored, out, path, offset, pool);
+    let result = decompress_into(block_type, &stored, path, offset, pool);
     if let Some(pool) = pool {
         pool.give_back(stored);
     }
     result
 }
 
-/// Decompress a compressed block's `stored` contents into `out` (an empty buffer, from `pool`
-/// when there is one).
+/// Decompress a compressed block's `stored` contents into a new buffer (from `pool` when
+/// there is one and the length is in its classes).
 fn decompress_into(
     block_type: u8,
     stored: &[u8],
-    out: Vec<u8>,
     path: &Path,
     offset: u64,
     pool: Option<&Arc<BufferPool>>,
@@ -256,11 +254,8 @@ fn decompress_into(
     // Lengths past the pool's classes (only a damaged or hostile block claims them) get a
     // fresh allocation: `vec![0; n]` asks for zeroed memory, which costs nothing until touched.
     let mut out = match pool {
-        Some(pool) if raw_len <= MAX_POOLED_BYTES => {
-            pool.give_back(out);
-            pool.take(raw_len)
-        }
-        _ => out,
+        Some(pool) if raw_len <= MAX_POOLED_BYTES => pool.take(raw_len),
+        _ => Vec::new(),
     };
     let decompressed = match block_type {
         BLOCK_TYPE_LZ4 => {
