@@ -70,6 +70,16 @@ pub struct Options {
     /// for flush); past it the memtable is switched and flushed early, so recovery never
     /// replays more than this. Default: 256 MiB (RocksDB's `max_total_wal_size` idea).
     pub max_total_wal_size: u64,
+    /// Append to WAL segments through a shared memory mapping of the file (`memcpy` into the
+    /// page cache) instead of a `write` system call per commit group; see
+    /// [`MappedLogFile`](crate::fs::MappedLogFile). Same promise: an acknowledged write
+    /// survives a crash of the process either way, and a power cut only once synced. The
+    /// segment's space is allocated (`fallocate`) a MiB ahead, so a full disk is an error
+    /// before a write is acknowledged, not a signal. Turn it off on a file system where
+    /// writes into allocated space can still fail (copy-on-write file systems such as btrfs
+    /// or ZFS, network file systems): there a failed store into a mapping kills the process.
+    /// File systems without `fallocate` get `write` anyway. Default: true.
+    pub mapped_wal: bool,
     /// Level-0 files that trigger a compaction into the base level. Default: 4 (RocksDB).
     pub level0_compaction_trigger: usize,
     /// Once the tree is deep (level 0 compacts into a level above the last one, because the
@@ -141,6 +151,7 @@ impl Default for Options {
             max_value_size: 64 << 20,
             background_flush: true,
             max_total_wal_size: 256 << 20,
+            mapped_wal: true,
             level0_compaction_trigger: 4,
             deep_tree_batching: 2,
             idle_compaction_delay: Some(Duration::from_secs(1)),
@@ -199,6 +210,10 @@ impl Options {
     }
     pub fn with_idle_compaction_delay(mut self, delay: Option<Duration>) -> Self {
         self.idle_compaction_delay = delay;
+        self
+    }
+    pub fn with_mapped_wal(mut self, yes: bool) -> Self {
+        self.mapped_wal = yes;
         self
     }
     pub fn with_deep_tree_batching(mut self, factor: usize) -> Self {

@@ -338,7 +338,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
     let log_number = state.next_file_number;
     let manifest_number = state.next_file_number + 1;
     state.next_file_number += 2;
-    let wal_writer = create_wal_segment(fs.as_ref(), dir, log_number)?;
+    let wal_writer = create_wal_segment(fs.as_ref(), dir, log_number, opts.mapped_wal)?;
     let snapshot = VersionEdit {
         log_number: Some(log_number),
         next_file_number: Some(state.next_file_number),

@@ -166,21 +166,25 @@ impl DbInner {
 
     /// Create an empty, preallocated segment and make its name durable.
     fn create_segment(&self, number: u64) -> Result<LogWriter> {
-        create_wal_segment(self.fs.as_ref(), &self.dir, number)
+        create_wal_segment(self.fs.as_ref(), &self.dir, number, self.opts.mapped_wal)
     }
 }
 
-/// Create WAL segment `number` in `dir`, preallocated (see [`LogWriter::preallocated`]), and
-/// make its name durable (directory fsync).
+/// Create WAL segment `number` in `dir`, preallocated (see [`LogWriter::preallocated`]) and
+/// `mapped` if asked (`Options::mapped_wal`), and make its name durable (directory fsync).
 pub(super) fn create_wal_segment(
     fs: &dyn FileSystem,
     dir: &Path,
     number: u64,
+    mapped: bool,
 ) -> Result<LogWriter> {
     let path: PathBuf = wal_path(dir, number);
-    let file = fs
-        .create(&path)
-        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let file = if mapped {
+        fs.create_mapped(&path)
+    } else {
+        fs.create(&path)
+    };
+    let file = file.map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     let writer = LogWriter::preallocated(file, path)?;
     fs.sync_dir(dir)
         .map_err(|e| Error::io("syncing the database directory", e))?;

@@ -17,6 +17,7 @@
 //! [`HoldUnsyncedFs`], `RealFs` holding appended bytes in process memory until `sync`, so that
 //! killing the process acts as a power cut (the kill tests).
 
+pub mod mapped;
 pub mod power_cut;
 mod real;
 pub mod sim;
@@ -26,6 +27,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use mapped::MappedLogFile;
 pub use power_cut::HoldUnsyncedFs;
 pub use real::RealFs;
 pub use sim::{CrashMode, Fault, OpKind, SimFs};
@@ -77,6 +79,14 @@ pub trait FileSystem: Send + Sync + Debug {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Create (or truncate) a file for appending.
     fn create(&self, path: &Path) -> io::Result<Box<dyn WritableFile>>;
+    /// Create a new file for a log of small appends, like [`create`](Self::create), except that
+    /// an implementation may copy appends into a shared mapping of the file instead of making
+    /// a system call each ([`RealFs`] does, see [`MappedLogFile`]). `flush` then has nothing
+    /// to do: appended bytes are in the operating system's page cache when `append` returns.
+    /// The default is `create`.
+    fn create_mapped(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        self.create(path)
+    }
     /// Open an existing file for positional reads.
     fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>>;
     /// Read a whole file.

@@ -1,11 +1,12 @@
-//! [`RealFs`]: the file-system trait over `std::fs`, buffering appends in user space.
+//! [`RealFs`]: the file-system trait over `std::fs`, buffering appends in user space (logs
+//! made with `create_mapped` copy appends into a mapping instead: [`MappedLogFile`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{FileLock, FileSystem, RandomAccessFile, WritableFile};
+use super::{FileLock, FileSystem, MappedLogFile, RandomAccessFile, WritableFile};
 
 /// The real file system (`std::fs`).
 #[derive(Debug, Default, Clone, Copy)]
@@ -145,6 +146,22 @@ impl FileSystem for RealFs {
             appended: 0,
             preallocated: 0,
         }))
+    }
+
+    /// A [`MappedLogFile`], or the buffered file of [`create`](FileSystem::create) when the file
+    /// system cannot `fallocate` (the mapped file needs its space allocated before it maps it).
+    fn create_mapped(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        match MappedLogFile::new(file) {
+            Ok(mapped) => Ok(Box::new(mapped)),
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => self.create(path),
+            Err(e) => Err(e),
+        }
     }
 
     fn open(&self, path: &Path) -> io::Result<Arc<dyn RandomAccessFile>> {
