@@ -37,6 +37,10 @@ use crate::sstable::block::Block;
 const MAX_SHARDS: usize = 16;
 /// The least capacity of one shard (when the cache has more than one).
 const MIN_SHARD_CAPACITY: usize = 1 << 20;
+/// A loan to the memtables growing across a multiple of this evicts at once (see
+/// [`BlockCache::set_reserved`]): the write leader calls it after every group, and the
+/// eviction pass locks every shard.
+const SHRINK_STEP: usize = 1 << 20;
 
 type Key = (u64, u64);
 
@@ -151,12 +155,47 @@ impl BlockCache {
         &self.buffers
     }
 
-    /// Lend `bytes` of the budget to memory outside the cache (memtables). The cache shrinks
-    /// lazily: the next inserts evict down to the new limit. At most 7/8 of the capacity can
-    /// be lent, so reads always keep some cache.
+    /// Lend `bytes` of the budget to memory outside the cache (memtables). At most 7/8 of the
+    /// capacity can be lent, so reads always keep some cache. When the loan grows across a
+    /// [`SHRINK_STEP`] boundary the cache evicts down to its new limit at once (a cache left
+    /// full by reads would otherwise hold its blocks through a phase of writes alone, and
+    /// cache plus memtables would pass the budget); between boundaries, and when the loan
+    /// shrinks, inserts adjust it as they go.
     pub fn set_reserved(&self, bytes: usize) {
-        self.reserved
-            .store(bytes.min(self.capacity / 8 * 7), Ordering::Relaxed);
+        let new = bytes.min(self.capacity / 8 * 7);
+        let old = self.reserved.swap(new, Ordering::Relaxed);
+        if new > old && new / SHRINK_STEP != old / SHRINK_STEP {
+            self.evict_to_limit();
+        }
+    }
+
+    /// Evict from every shard down to what it may hold now.
+    fn evict_to_limit(&self) {
+        for shard in self.shards.iter() {
+            let mut guard = shard.write();
+            self.evict_over_limit(&mut guard);
+        }
+    }
+
+    /// CLOCK eviction in `shard` until its usage is within the limit. Each pass over an entry
+    /// either drops it or clears its bit, so this ends within two rounds of the FIFO (or
+    /// empties it, if lending shrank the limit below one block).
+    fn evict_over_limit(&self, shard: &mut Shard) {
+        let limit = self.shard_limit();
+        while shard.usage > limit {
+            let Some(victim) = shard.fifo.pop_front() else {
+                break;
+            };
+            // One hash lookup per victim (the entry API), whichever way it goes.
+            if let MapEntry::Occupied(e) = shard.map.entry(victim) {
+                if e.get().referenced.swap(false, Ordering::Relaxed) {
+                    shard.fifo.push_back(victim);
+                } else {
+                    shard.usage -= e.remove().charge;
+                    self.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     /// What one shard may hold now.
@@ -207,23 +246,7 @@ impl BlockCache {
             None => shard.fifo.push_back(key),
         }
         shard.usage += charge;
-        // Each pass over an entry either drops it or clears its bit, so this ends within two
-        // rounds of the FIFO (or empties it, if lending shrank the limit below one block).
-        let limit = self.shard_limit();
-        while shard.usage > limit {
-            let Some(victim) = shard.fifo.pop_front() else {
-                break;
-            };
-            // One hash lookup per victim (the entry API), whichever way it goes.
-            if let MapEntry::Occupied(e) = shard.map.entry(victim) {
-                if e.get().referenced.swap(false, Ordering::Relaxed) {
-                    shard.fifo.push_back(victim);
-                } else {
-                    shard.usage -= e.remove().charge;
-                    self.evictions.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
+        self.evict_over_limit(shard);
     }
 
     /// Drop every block of table `file` (after the file is deleted).
@@ -272,7 +295,14 @@ mod tests {
             cache.insert(1, i * 1024, block(), 1024);
         }
         assert!(cache.stats().usage_bytes > 3 << 20);
+        // The loan takes effect at once, without waiting for inserts: a phase of writes alone
+        // must not hold cache and memtables over the budget.
         cache.set_reserved(3 << 20);
+        let usage = cache.stats().usage_bytes;
+        assert!(
+            usage <= 1 << 20,
+            "usage {usage} above the unlent part of the budget before any insert"
+        );
         for i in 0..64u64 {
             cache.insert(2, i * 1024, block(), 1024);
         }
@@ -281,6 +311,12 @@ mod tests {
             usage <= 1 << 20,
             "usage {usage} above the unlent part of the budget"
         );
+        // A loan paid back lets the cache grow again.
+        cache.set_reserved(0);
+        for i in 0..2048u64 {
+            cache.insert(4, i * 1024, block(), 1024);
+        }
+        assert!(cache.stats().usage_bytes > 1 << 20);
         // Never lends everything.
         cache.set_reserved(usize::MAX);
         cache.insert(3, 0, block(), 1024);
