@@ -75,10 +75,10 @@ pub struct Options {
     /// [`MappedLogFile`](crate::fs::MappedLogFile). Same promise: an acknowledged write
     /// survives a crash of the process either way, and a power cut only once synced. The
     /// segment's space is allocated (`fallocate`) a MiB ahead, so a full disk is an error
-    /// before a write is acknowledged, not a signal. Turn it off on a file system where
-    /// writes into allocated space can still fail (copy-on-write file systems such as btrfs
-    /// or ZFS, network file systems): there a failed store into a mapping kills the process.
-    /// File systems without `fallocate` get `write` anyway. Default: true.
+    /// before a write is acknowledged, not a signal. Only ext2/3/4, XFS and tmpfs are mapped:
+    /// on copy-on-write or network file systems a store into allocated space can still fail,
+    /// which in a mapping kills the process, so they get `write` whatever this says. Default:
+    /// true.
     pub mapped_wal: bool,
     /// Level-0 files that trigger a compaction into the base level. Default: 4 (RocksDB).
     pub level0_compaction_trigger: usize,
@@ -210,6 +210,10 @@ impl Options {
     }
     pub fn with_idle_compaction_delay(mut self, delay: Option<Duration>) -> Self {
         self.idle_compaction_delay = delay;
+        self
+    }
+    pub fn with_memtables_share_cache_budget(mut self, yes: bool) -> Self {
+        self.memtables_share_cache_budget = yes;
         self
     }
     pub fn with_mapped_wal(mut self, yes: bool) -> Self {

@@ -17,6 +17,7 @@
 //! [`HoldUnsyncedFs`], `RealFs` holding appended bytes in process memory until `sync`, so that
 //! killing the process acts as a power cut (the kill tests).
 
+#[cfg(target_os = "linux")]
 pub mod mapped;
 pub mod power_cut;
 mod real;
@@ -27,6 +28,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(target_os = "linux")]
 pub use mapped::MappedLogFile;
 pub use power_cut::HoldUnsyncedFs;
 pub use real::RealFs;
@@ -42,9 +44,11 @@ pub trait WritableFile: Send + Sync {
     fn sync(&mut self) -> io::Result<()>;
     /// Set the file's size to `len` bytes, or to the bytes appended so far if that is more,
     /// without moving the append position: the space past the appended bytes reads as zeros,
-    /// and later appends overwrite them in place. Extended this way (a sparse `ftruncate`), the
-    /// file's size does not change at each append, so an fdatasync after an append has no size
-    /// change to commit (a third faster on ext4). `preallocate(0)` gives the zeros back. The
+    /// and later appends overwrite them in place. Extended this way (a sparse `ftruncate` for
+    /// the buffered file; allocated space for a [`MappedLogFile`], which never shrinks to a
+    /// nonzero `len`), the file's size does not change at each append, so an fdatasync after
+    /// an append has no size change to commit (a third faster on ext4). `preallocate(0)` gives
+    /// the zeros back. The
     /// new size is made durable by the next `sync`; a crash may leave zeros after the last byte
     /// appended, so readers of a preallocated file must treat a zero-filled tail as its end.
     /// The default does nothing (a hint).

@@ -6,7 +6,9 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{FileLock, FileSystem, MappedLogFile, RandomAccessFile, WritableFile};
+#[cfg(target_os = "linux")]
+use super::MappedLogFile;
+use super::{FileLock, FileSystem, RandomAccessFile, WritableFile};
 
 /// The real file system (`std::fs`).
 #[derive(Debug, Default, Clone, Copy)]
@@ -148,8 +150,10 @@ impl FileSystem for RealFs {
         }))
     }
 
-    /// A [`MappedLogFile`], or the buffered file of [`create`](FileSystem::create) when the file
-    /// system cannot `fallocate` (the mapped file needs its space allocated before it maps it).
+    /// A [`MappedLogFile`] on a file system where stores into allocated space cannot fail
+    /// (ext4, XFS, tmpfs: see [`mapped`](super::mapped)); elsewhere, or where `fallocate` or
+    /// `mmap` is not supported, the buffered file of [`create`](FileSystem::create).
+    #[cfg(target_os = "linux")]
     fn create_mapped(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let file = OpenOptions::new()
             .read(true)
@@ -157,9 +161,20 @@ impl FileSystem for RealFs {
             .create(true)
             .truncate(true)
             .open(path)?;
+        if !super::mapped::maps_safely(&file)? {
+            return self.create(path);
+        }
+        // A file only this database appends to, under its lock file: nothing truncates it.
         match MappedLogFile::new(file) {
             Ok(mapped) => Ok(Box::new(mapped)),
-            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => self.create(path),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::ENOSYS | libc::ENODEV)
+                ) =>
+            {
+                self.create(path)
+            }
             Err(e) => Err(e),
         }
     }

@@ -17,7 +17,8 @@ const MAX_RETAINED_BUFFER: usize = 1 << 20;
 /// How far ahead a [`LogWriter::preallocated`] log extends its file with zeros: each extension
 /// changes the file's size once per MiB instead of at every append, so a sync write's
 /// fdatasync usually has no size change to commit (measured on ext4: 100 µs instead of 165 µs
-/// per 150-byte write and fdatasync). The file is sparse, so the zeros take no disk space.
+/// per 150-byte write and fdatasync). The buffered file is sparse, so the zeros take no disk
+/// space; a mapped one (`Options::mapped_wal`) has them allocated, at most 2 MiB per segment.
 pub const PREALLOCATION_STEP: u64 = 1 << 20;
 
 /// Appends records to a log file (see [`format`](super::format)).
