@@ -274,7 +274,20 @@ impl DbInner {
     fn install_super_version(&self, f: impl FnOnce(&SuperVersion) -> SuperVersion) {
         let _guard = self.sv_lock.lock();
         let current = self.super_version.load();
-        self.super_version.store(Arc::new(f(&current)));
+        let next = Arc::new(f(&current));
+        // A flush drops an immutable memtable here: its budget goes back to the cache.
+        self.lend_memtable_budget(&next);
+        self.super_version.store(next);
+    }
+
+    /// With `Options::memtables_share_cache_budget`, lend the block cache's budget to the
+    /// memtables of `sv` (called after each commit group and each new super version).
+    fn lend_memtable_budget(&self, sv: &SuperVersion) {
+        if self.opts.memtables_share_cache_budget {
+            let memtables = sv.mem.approximate_size()
+                + sv.imms.iter().map(|m| m.approximate_size()).sum::<usize>();
+            self.cache.set_reserved(memtables);
+        }
     }
 }
 

@@ -333,10 +333,7 @@ impl DbInner {
         log.last_seq = seq;
         self.visible_seq.store(seq, Ordering::Release);
         if self.opts.memtables_share_cache_budget {
-            let sv = self.super_version.load();
-            let memtables = sv.mem.approximate_size()
-                + sv.imms.iter().map(|m| m.approximate_size()).sum::<usize>();
-            self.cache.set_reserved(memtables);
+            self.lend_memtable_budget(&self.super_version.load());
         }
         self.counters
             .wal_bytes
