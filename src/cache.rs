@@ -106,6 +106,8 @@ pub struct CacheStats {
     pub evictions: u64,
     pub usage_bytes: u64,
     pub capacity_bytes: u64,
+    /// Open tables' indexes and filters, charged to the capacity beside the blocks.
+    pub table_metadata_bytes: u64,
 }
 
 /// A sharded CLOCK cache of data blocks keyed by `(file number, block offset)`.
@@ -116,6 +118,9 @@ pub struct BlockCache {
     /// Bytes of the budget lent to others (the memtables, when they share one budget with the
     /// cache); blocks may use only `capacity - reserved`. At most 7/8 of the capacity.
     reserved: AtomicUsize,
+    /// Bytes that open tables keep outside the cache (indexes, filters), charged to its budget
+    /// (as RocksDB can charge table readers to its cache); see [`Self::shard_limit`].
+    table_metadata: AtomicUsize,
     hits: AtomicU64,
     misses: AtomicU64,
     inserts: AtomicU64,
@@ -142,6 +147,7 @@ impl BlockCache {
             shard_capacity: capacity_bytes / shards,
             capacity: capacity_bytes,
             reserved: AtomicUsize::new(0),
+            table_metadata: AtomicUsize::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             inserts: AtomicU64::new(0),
@@ -198,9 +204,29 @@ impl BlockCache {
         }
     }
 
-    /// What one shard may hold now.
+    /// Charge `bytes` that an opened table keeps resident outside the cache (its index and
+    /// filter) to the cache's budget: the cache's blocks make room for them, so the memory of
+    /// cache and open tables together stays within the capacity (down to the floor of
+    /// [`Self::shard_limit`]). Evicts at once when the charge crosses a [`SHRINK_STEP`].
+    pub fn charge_table_metadata(&self, bytes: usize) {
+        let old = self.table_metadata.fetch_add(bytes, Ordering::Relaxed);
+        if (old + bytes) / SHRINK_STEP != old / SHRINK_STEP {
+            self.evict_to_limit();
+        }
+    }
+
+    /// Undo [`charge_table_metadata`](Self::charge_table_metadata) (the table was closed).
+    pub fn release_table_metadata(&self, bytes: usize) {
+        self.table_metadata.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// What one shard may hold now: the capacity less the memtables' loan and the open tables'
+    /// metadata, but never less than 1/8 of it, so reads always keep some cache (a database
+    /// whose indexes and filters alone pass the capacity goes over the budget by them).
     fn shard_limit(&self) -> usize {
-        (self.capacity - self.reserved.load(Ordering::Relaxed)) / self.shards.len()
+        let lent =
+            self.reserved.load(Ordering::Relaxed) + self.table_metadata.load(Ordering::Relaxed);
+        self.capacity.saturating_sub(lent).max(self.capacity / 8) / self.shards.len()
     }
 
     fn shard(&self, key: Key) -> &RwLock<Shard> {
@@ -280,6 +306,7 @@ impl BlockCache {
             evictions: self.evictions.load(Ordering::Relaxed),
             usage_bytes: usage as u64,
             capacity_bytes: self.capacity as u64,
+            table_metadata_bytes: self.table_metadata.load(Ordering::Relaxed) as u64,
         }
     }
 }
@@ -324,6 +351,36 @@ mod tests {
     }
     use bytes::Bytes;
     use std::path::Path;
+
+    #[test]
+    fn open_tables_metadata_takes_its_room_from_the_blocks_down_to_a_floor() {
+        let cache = BlockCache::new(4 << 20);
+        let fill = |file: u64| {
+            for i in 0..4096u64 {
+                cache.insert(file, i * 1024, block(), 1024);
+            }
+        };
+        fill(1);
+        assert!(cache.stats().usage_bytes > 3 << 20);
+        // Charged at once, without waiting for an insert.
+        cache.charge_table_metadata(2 << 20);
+        let stats = cache.stats();
+        assert_eq!(stats.table_metadata_bytes, 2 << 20);
+        assert!(
+            stats.usage_bytes + stats.table_metadata_bytes <= 4 << 20,
+            "{stats:?}"
+        );
+        // More metadata than the capacity: blocks keep an eighth of it.
+        cache.charge_table_metadata(8 << 20);
+        fill(2);
+        let usage = cache.stats().usage_bytes;
+        assert!(usage > 0 && usage <= (4 << 20) / 8, "usage {usage}");
+        // Closed tables give their charge back.
+        cache.release_table_metadata(10 << 20);
+        assert_eq!(cache.stats().table_metadata_bytes, 0);
+        fill(3);
+        assert!(cache.stats().usage_bytes > 3 << 20);
+    }
 
     fn block() -> Arc<Block> {
         let empty = Bytes::from_static(&[0, 0, 0, 0]);

@@ -755,9 +755,11 @@ impl fmt::Display for DbStats {
         let lookups = (c.hits + c.misses).max(1);
         writeln!(
             f,
-            "block cache        {:.1}/{:.1} MiB, {} hits, {} misses ({:.1}% hit)",
+            "block cache        {:.1}/{:.1} MiB (+{:.1} MiB indexes and filters), {} hits, {} \
+             misses ({:.1}% hit)",
             mib(c.usage_bytes),
             mib(c.capacity_bytes),
+            mib(c.table_metadata_bytes),
             c.hits,
             c.misses,
             100.0 * c.hits as f64 / lookups as f64

@@ -311,6 +311,23 @@ mod tests {
     }
 
     #[test]
+    fn an_open_table_charges_its_index_and_filter_to_the_cache_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000007.sst");
+        write_table(&path, &sample_model(), small_opts());
+        let cache = Arc::new(BlockCache::new(1 << 20));
+        let table = open(&path, Arc::clone(&cache)).unwrap();
+        let charged = cache.stats().table_metadata_bytes;
+        // At least the filter: 10 bits per key in small_opts.
+        let filter_bits = table.properties().num_entries * 10;
+        assert!(charged >= filter_bits / 8, "charged {charged}");
+        let again = open(&path, Arc::clone(&cache)).unwrap();
+        assert_eq!(cache.stats().table_metadata_bytes, 2 * charged);
+        drop((table, again));
+        assert_eq!(cache.stats().table_metadata_bytes, 0);
+    }
+
+    #[test]
     fn empty_table_opens_and_iterates_as_empty() {
         let dir = tempfile::tempdir().unwrap();
         for opts in [

@@ -61,6 +61,15 @@ pub struct Table {
     props: TableProperties,
     /// End of the data blocks (start of the first metadata block).
     data_end: u64,
+    /// Bytes this open table keeps in memory outside the block cache (index, index prefixes,
+    /// filter), charged to the cache's budget while it is open.
+    resident_bytes: usize,
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        self.cache.release_table_metadata(self.resident_bytes);
+    }
 }
 
 impl fmt::Debug for Table {
@@ -123,6 +132,10 @@ impl Table {
             data_end = data_end.min(footer.filter.offset);
         }
         let index_prefixes = check_index(&index, data_end, &props, &path)?;
+        let resident_bytes = index.size()
+            + filter.as_ref().map_or(0, BloomFilter::size)
+            + index_prefixes.as_ref().map_or(0, IndexPrefixes::memory);
+        cache.charge_table_metadata(resident_bytes);
 
         Ok(Arc::new(Table {
             file,
@@ -135,6 +148,7 @@ impl Table {
             filter,
             props,
             data_end,
+            resident_bytes,
         }))
     }
 
@@ -493,6 +507,11 @@ struct IndexPrefixes {
 }
 
 impl IndexPrefixes {
+    /// Bytes held (the arrays' capacities).
+    fn memory(&self) -> usize {
+        self.shared.capacity() + (self.prefixes.capacity() + self.offsets.capacity()) * 8
+    }
+
     fn len(&self) -> usize {
         self.prefixes.len()
     }
