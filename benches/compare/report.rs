@@ -658,33 +658,38 @@ const WHERE_STRATA_IS_BEHIND: &str = "
 What the profiles of Strata's own runs (`perf record` on `strata bench`, and the micro-benchmarks
 of `cargo bench --bench engine`) show where a peer leads or Strata is short of its targets:
 
-- **Writes without fsync** (fillseq, fillrandom, overwrite, deleterandom): the memtable
-  insert is still the largest cost (a third of a fillrandom profile), a skiplist search
-  through a 64 MiB memtable whose forward moves miss the CPU cache. Links carry hints (the
-  prefix a successor shares with its node and its next 7 bytes), so going down never loads the
-  successor, whatever prefix the keys share; about 19 loads remain at 500,000 entries. Each
-  commit group is also a `write` system call (a quarter of a fillseq profile, with ext4's
-  buffered-write path). fjall and sled keep recent writes in their own memory instead (cheaper,
-  but lost if the process dies; see below), so part of their lead is a weaker promise.
-  Ascending inserts (fillseq, fillbatch) start from the previous insert's position (a splice,
-  as in RocksDB), so fillbatch no longer searches at all; fillseq is bound by the per-write
-  system call.
-- **readrandom** (1.08x redb, short of 1.3x): at 1,000,000 keys (111 MiB of tables) and a
-  64 MiB block cache, about half
+- **Writes without fsync** (fillseq, fillrandom, overwrite, deleterandom): a WAL record is
+  now a `memcpy` into a shared mapping of the segment (`Options::mapped_wal`), not a `write`
+  system call per commit group, which was a quarter of a fillrandom profile (ext4's
+  buffered-write path plus the entry and exit); the bytes reach the page cache either way, so
+  the promise on a process crash is unchanged. What is left is mostly the memtable insert, a
+  skiplist search through a 64 MiB memtable whose forward moves miss the CPU cache. Links
+  carry hints (the prefix a successor shares with its node and its next 7 bytes), so going
+  down never loads the successor; about 19 loads remain at 500,000 entries. Ascending inserts
+  (fillseq, fillbatch) start from the previous insert's position (a splice, as in RocksDB).
+- **fillbatch** against RocksDB (1.28x in this run, 1.33x in the last, Strata's three runs
+  spread 2.4-4.0M): a batch of 1,000 puts is one WAL record of about 130 KB, which goes to the
+  page cache with one `pwrite` rather than through the mapping (32 first-touch page faults of
+  about 4 µs each cost a third of the throughput), then 1,000 ascending inserts that the
+  skiplist's splice places without a search.
+- **readrandom** (1.13x redb in this run, 1.22x in the run before it the same day; short of
+  1.3x): at 1,000,000 keys (111 MiB of tables) and a 64 MiB block cache, a third to a half of
   the lookups miss the cache and read their 4 KiB block with `pread` (a system call and a copy
-  from the page cache), then insert it into the cache; with every block cached a lookup still
-  costs about 1.4 µs, a chain of about ten dependent cache misses (table filter, index, cache
-  slot, block restarts, block entries). The filter is blocked (one line per key), the index
-  gives the block offset without decoding, and a block seek prefetches its restart entries;
-  redb's B-tree reaches its leaf through pages that stay hot. Reads right after the reopen
-  also share the two cores with the idle compaction, which rewrites the tables and so
-  invalidates what the cache held (it no longer fills the cache with its own reads).
-- **readwhilewriting and seekrandom** against redb: 1.52x and 1.08x in this run. Earlier
-  full runs ranged from 0.84x to 1.16x on readwhilewriting; what moved it for good was the
-  block buffer pool (below), which also keeps its reads from faulting in fresh arena memory.
-  seekrandom still moves by about 10% between runs on two shared cores.
-- **fillsync with one thread**: WAL segments are preallocated 1 MiB ahead (a sparse
-  `ftruncate`), so an `fdatasync` rarely commits a size change (100 µs instead of 165 µs on
+  from the page cache), then insert it into the cache. With a cache holding every block
+  (256 MiB, measured once, not the configuration of this table) the same run gives 459-475k,
+  1.4x redb: the misses are the gap. With every block cached a lookup still costs about
+  1.4 µs, a chain of about ten dependent cache misses (table filter, index, cache slot, block
+  restarts, block entries). The filter is blocked (one line per key), the index gives the
+  block offset without decoding, and a block seek prefetches its restart entries; redb's
+  B-tree reaches its leaf through pages that stay hot.
+- **readwhilewriting and seekrandom** against redb: 1.53x and 1.23x in this run. The writer
+  thread is not throttled: Strata's writes 217-249k puts/s beside the readers (redb's
+  11-16k), and the faster the writer, the more of the two cores its flushes and
+  compactions take from the readers. seekrandom moves by about 10% between runs on two
+  shared cores.
+- **fillsync with one thread** (0.94x fjall in this run, 1.02x in the last): WAL segments
+  are allocated 1 MiB ahead (`fallocate` for a mapped segment, a sparse `ftruncate` otherwise),
+  so an `fdatasync` rarely commits a size change (100 µs instead of 165 µs on
   this disk, measured in isolation); Strata's and fjall's `fdatasync` calls then take the same
   time, and what is left between them is run-to-run noise of the disk. sled's
   `sync_file_range` is a weaker promise (see below). Eight threads now reach 5-6x of one:
@@ -697,21 +702,29 @@ of `cargo bench --bench engine`) show where a peer leads or Strata is short of i
   evicted blocks in the arena of the thread that had read them (after a one-reader and a
   four-reader phase malloc held 263 MB with 78 MB in use). Data blocks now take their buffers
   from a pool of size classes and give them back when dropped.
-- **Write amplification and space at 10,000,000 keys** (`docs/bench-10m.md`): 3.40 on
-  fillrandom and 3.94 on overwrite against RocksDB's 3.09 and 4.48, space amplification 1.45
-  after overwrite against RocksDB's 1.39 and fjall's 1.27. Two changes brought write
-  amplification down from 5.23 / 7.62: a database without sync writes no longer fsyncs its
-  closed WAL segments, so the kernel drops the pages of a segment deleted after its flush
-  (as RocksDB's are; 4.02 / 6.38 with that change alone), and a deep tree batches its
-  compactions (`Options::deep_tree_batching`:
-  level 0 waits for 8 tables instead of 4, the level above the last holds twice its target
-  before it is pushed down), so the last level is rewritten less often. The price is the
-  space: more new versions wait above the last level, 1.45 against 1.21 before (the 1.15
-  target is not met either way; RocksDB's lower write amplification on fillrandom comes
-  partly from compaction work it has not done yet when the run ends: its own compaction
-  stats after a 10M fill show 293 MB in L5 above 727 MB in L6). `deep_tree_batching = 1`
-  gives the other trade.
-- **Space after overwrite at 1,000,000 keys** (1.68): the size is taken right after the
+- **Write amplification and space at 10,000,000 keys** (`docs/bench-10m.md`): 2.98 on
+  fillrandom and 4.43 on overwrite against RocksDB's 3.03 and 4.51 (the run before it, same
+  day: 3.07 / 4.38 against 3.09 / 4.45), so no worse than RocksDB now; but space amplification
+  after overwrite is 1.44 against RocksDB's 1.39 and fjall's 1.24, not under 1.15. What
+  brought write amplification down from 5.23 / 7.62: a database without sync writes no longer
+  fsyncs its closed WAL segments, so the kernel drops the pages of a segment deleted after its
+  flush (as RocksDB's are; 4.02 / 6.38 with that change alone); a deep tree batches its
+  compactions (`Options::deep_tree_batching`: level 0 waits for 8 tables instead of 4, the
+  level above the last holds twice its target before it is pushed down; 3.40 / 3.94); and
+  since the mapped WAL made writes faster, more of the work is still pending when the run
+  ends, as with RocksDB: after `strata bench`'s 10M fill, 114 MiB sat in L0 and 320 MiB in L5
+  above 711 MiB in L6 (RocksDB's own stats after its fill: 293 MB in L5 above 727 MB in L6).
+  The batching is what costs space: more new versions wait above the last level (1.21 with
+  `deep_tree_batching = 1`, at a higher write amplification). No setting I tried meets both
+  targets at once.
+- **Peak RSS at 10,000,000 keys**: 282 MiB for the engine during overwrite against the
+  256 MiB budget (RocksDB 221). The cache is empty in a write-only phase; what is there is
+  three 64 MiB memtables, the open tables' indexes and filters (41 MiB at the end of the
+  overwrite, with 243 MiB of level 0; they are now charged to the block cache's budget, so a
+  reading workload's cache makes room for them), and memory that glibc keeps in the flush and
+  compaction threads' malloc arenas (`strata bench` peaks at 345 MiB, 293 MiB with
+  `MALLOC_ARENA_MAX=1`). At 1,000,000 keys the engine stays within the budget (183 MiB).
+- **Space after overwrite at 1,000,000 keys** (1.69): the size is taken right after the
   overwrite's flush, when the new versions still sit in two or three level-0 tables (fewer
   than the compaction trigger of four) above the old ones; once writes stop for a second, the
   idle level-0 compaction merges them down and the old versions go.
@@ -753,9 +766,9 @@ const CAVEATS: &str = "
   (SQLite's reused WAL file and its B-tree, redb) are credited with what the page cache
   coalesces; with 24 GiB of memory and no fsync that is a lot, so their write
   amplification here is a lower bound. An engine that does not fsync its WAL before
-  deleting it (RocksDB with `sync=false`) gets its WAL pages cancelled instead of written,
-  while Strata fsyncs each WAL segment at the memtable switch and so writes it in full: the
-  figure in parentheses shows the difference. Compaction still pending at close is not counted
+  deleting it (RocksDB with `sync=false`, and Strata under `NoSync` since it stopped syncing
+  closed segments) gets the WAL pages cancelled instead of written if the kernel had not
+  written them back yet: the figure in parentheses counts them anyway. Compaction still pending at close is not counted
   (an engine that left more of it pending looks better); the deferred-work table shows the
   flush and close times.
 - readwhilewriting uses more threads than there are cores: the writer and the readers
