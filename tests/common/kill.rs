@@ -43,6 +43,14 @@ use crate::common::torture::Torture;
 /// database locked. `spawn` returns after the exec, so no child ever holds a LOCK of ours.
 static SPAWN: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
+/// Run `f`, which opens and closes a database of ours, with no child being spawned meanwhile
+/// (see [`SPAWN`]). Only the power-cut test file uses it.
+#[allow(dead_code)]
+pub fn without_spawns<T>(f: impl FnOnce() -> T) -> T {
+    let _no_spawn_now = SPAWN.read().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
 /// One kind of child writer.
 #[derive(Clone, Debug)]
 pub struct Scenario {
