@@ -170,6 +170,13 @@ impl BlockCache {
     pub fn set_reserved(&self, bytes: usize) {
         let new = bytes.min(self.capacity / 8 * 7);
         let old = self.reserved.swap(new, Ordering::Relaxed);
+        self.evict_if_grown_across_a_step(old, new);
+    }
+
+    /// After a charge against the budget went from `old` to `new` bytes: evict down to the
+    /// new limit at once if it grew across a [`SHRINK_STEP`] boundary (between boundaries,
+    /// inserts adjust the cache as they go).
+    fn evict_if_grown_across_a_step(&self, old: usize, new: usize) {
         if new > old && new / SHRINK_STEP != old / SHRINK_STEP {
             self.evict_to_limit();
         }
@@ -210,9 +217,7 @@ impl BlockCache {
     /// [`Self::shard_limit`]). Evicts at once when the charge crosses a [`SHRINK_STEP`].
     pub fn charge_table_metadata(&self, bytes: usize) {
         let old = self.table_metadata.fetch_add(bytes, Ordering::Relaxed);
-        if (old + bytes) / SHRINK_STEP != old / SHRINK_STEP {
-            self.evict_to_limit();
-        }
+        self.evict_if_grown_across_a_step(old, old + bytes);
     }
 
     /// Undo [`charge_table_metadata`](Self::charge_table_metadata) (the table was closed).

@@ -76,7 +76,7 @@ pub(super) fn maps_safely(file: &File) -> io::Result<bool> {
 pub const DIRECT_WRITE_MIN: usize = 4096;
 
 /// Allocate `[from, to)` of `file` with `fallocate` (mode 0: the file grows to `to` if shorter).
-pub(super) fn allocate(file: &File, from: u64, to: u64) -> io::Result<()> {
+fn allocate(file: &File, from: u64, to: u64) -> io::Result<()> {
     let offset = libc::off_t::try_from(from)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
     let len = libc::off_t::try_from(to.saturating_sub(from))
