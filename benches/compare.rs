@@ -17,6 +17,8 @@
 mod chart;
 #[path = "compare/engines.rs"]
 mod engines;
+#[path = "compare/keys.rs"]
+mod keys;
 #[path = "compare/report.rs"]
 mod report;
 #[path = "compare/results.rs"]

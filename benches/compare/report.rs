@@ -556,8 +556,8 @@ impl<'a> Report<'a> {
              (allocated blocks); space amplification divides it by the live data (every key \
              once). Peak RSS is VmHWM of the engine's own process, reset at the start of each \
              workload; the last column subtracts the process's RSS before the engine opened (the \
-             harness's code and value pool; the key orders the workloads build, 8 bytes per key, \
-             stay in the engine's share).\n\n",
+             harness's code and its 1 MiB value pool; the workloads compute their key orders as \
+             they go, so no key list of the harness's sits in the engine's share).\n\n",
         );
         self.resources_table(&mut d);
         d.push_str(

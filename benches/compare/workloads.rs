@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::engines::{self, Engine, R};
+pub use crate::keys::KEY_LEN;
+use crate::keys::{key, missing_key, Permutation, Rng};
 use crate::sys;
 
 /// Workload names, in the order a child runs them (db_bench names; `fillsync8` is fillsync
@@ -49,8 +51,6 @@ pub fn describe(workload: &str) -> &'static str {
     }
 }
 
-/// Key length: keys are 16 decimal digits.
-pub const KEY_LEN: usize = 16;
 /// Entries read after each seek in seekrandom.
 pub const SEEK_NEXTS: usize = 10;
 /// Threads of fillsync8.
@@ -65,56 +65,6 @@ pub struct Params {
     pub sync_num: u64,
     pub batch_size: usize,
     pub rww_threads: usize,
-}
-
-/// Key number `n`: 16 ASCII digits, so key order is numeric order.
-pub fn key(n: u64) -> [u8; KEY_LEN] {
-    let mut k = [b'0'; KEY_LEN];
-    let mut n = n;
-    for b in k.iter_mut().rev() {
-        *b = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    k
-}
-
-/// A key that is never written but sorts among the written ones: key `n` with its last digit
-/// turned into a letter (`...123` -> `...12D`).
-pub fn missing_key(n: u64) -> [u8; KEY_LEN] {
-    let mut k = key(n);
-    k[KEY_LEN - 1] = k[KEY_LEN - 1] - b'0' + b'A';
-    k
-}
-
-/// SplitMix64: a tiny deterministic generator, so every engine sees the same operations.
-#[derive(Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-}
-
-/// 0..n in a random order (Fisher-Yates), the same for every engine.
-pub fn permutation(n: u64, seed: u64) -> Vec<u64> {
-    let mut v: Vec<u64> = (0..n).collect();
-    let mut rng = Rng::new(seed);
-    for i in (1..v.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        v.swap(i, j);
-    }
-    v
 }
 
 /// Random, incompressible values: slices of a 1 MiB random buffer (as db_bench does), so
@@ -184,8 +134,8 @@ pub fn run_child(engine: &str, p: &Params, base: &Path, workloads: &[String]) ->
         main_filled: false,
         peak_rss: 0,
     };
-    // The harness's own memory before any engine opens (its code and value pool; the key
-    // orders each workload builds come on top), so the report can show the engine's share.
+    // The harness's own memory before any engine opens (its code and value pool; key orders
+    // are computed, not stored), so the report can show the engine's share.
     metric("_process", "rss_harness_bytes", sys::current_rss() as f64);
     if let Err(e) = std::fs::create_dir_all(base) {
         emit(format_args!(
@@ -287,11 +237,10 @@ impl Child<'_> {
             "overwrite" => {
                 self.ensure_filled()?;
                 self.close_main()?;
-                let order = permutation(p.num, 2);
                 let values = &self.values;
                 let dir = self.main_dir();
                 self.write_workload(w, &dir, false, p.num, |db| {
-                    for (j, &i) in order.iter().enumerate() {
+                    for (j, i) in Permutation::new(p.num, 2).enumerate() {
                         db.put(&key(i), values.get(j as u64, 2))?;
                     }
                     Ok(())
@@ -463,10 +412,9 @@ impl Child<'_> {
             "deleterandom" => {
                 self.ensure_filled()?;
                 self.close_main()?;
-                let order = permutation(p.num, 9);
                 let dir = self.main_dir();
                 self.write_workload(w, &dir, false, p.num, |db| {
-                    for &i in &order {
+                    for i in Permutation::new(p.num, 9) {
                         db.delete(&key(i))?;
                     }
                     Ok(())
@@ -511,11 +459,10 @@ impl Child<'_> {
     /// data when fillrandom was not selected).
     fn fill_main(&mut self, w: &str) -> R<()> {
         self.close_main()?;
-        let order = permutation(self.p.num, 1);
         let values = &self.values;
         let dir = self.main_dir();
         self.write_workload(w, &dir, true, self.p.num, |db| {
-            for (j, &i) in order.iter().enumerate() {
+            for (j, i) in Permutation::new(self.p.num, 1).enumerate() {
                 db.put(&key(i), values.get(j as u64, 1))?;
             }
             Ok(())
