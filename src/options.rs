@@ -90,13 +90,18 @@ pub struct Options {
     /// factor of 2 cut the bytes flushes and compactions write by about a fifth (a third on
     /// overwrite), at the price of more data above the last level (space amplification after
     /// overwrite about 1.4 instead of 1.2) and more level-0 tables for reads to check while
-    /// writes keep coming. 1 compacts each level as soon as it is over. Default: 2.
+    /// writes keep coming. 1 compacts each level as soon as it is over. Once writes go idle
+    /// (`idle_compaction_delay`) the batching is dropped and each level is brought within its
+    /// plain target. Default: 2.
     pub deep_tree_batching: usize,
-    /// When no write has arrived for this long and level 0 holds two tables or more, the
-    /// compaction thread merges level 0 into the base level, so that a database loaded and
+    /// When no write has arrived for this long, the compaction thread tidies the tree: level
+    /// 0 (two tables or more) is merged into the base level, so that a database loaded and
     /// then read serves each scan from one sorted run per level rather than one per level-0
-    /// table. It spends idle time only: while writes keep coming, the count trigger alone
-    /// decides. Default: 1 s; `None` turns it off.
+    /// table, and each level that `deep_tree_batching` let grow past its target is brought
+    /// back within it, so the space of overwritten versions waiting above the last level is
+    /// reclaimed (space amplification back near 1.1). It spends idle time only: while writes
+    /// keep coming, the count triggers and batched targets alone decide. Default: 1 s;
+    /// `None` turns it off.
     pub idle_compaction_delay: Option<Duration>,
     /// Level-0 files at which each write is delayed by a millisecond, so compaction can keep
     /// up. Default: 20 (RocksDB).

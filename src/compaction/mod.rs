@@ -33,7 +33,7 @@ pub mod picker;
 
 pub use picker::{
     level_targets, pick_compaction, pick_idle_level0, pick_tombstone_dense, Compaction,
-    LevelTargets,
+    LevelTargets, Urgency,
 };
 
 use crate::key::{ParsedKey, SeqNo, ValueKind};

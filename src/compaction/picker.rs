@@ -64,12 +64,23 @@ fn key_range(tables: &[Arc<TableHandle>]) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((smallest.to_vec(), largest.to_vec()))
 }
 
+/// How much work the compaction thread takes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    /// Writes are coming: a deep tree batches its compactions (`Options::deep_tree_batching`).
+    Busy,
+    /// Writes have gone idle: every level is brought within its plain target, so the versions
+    /// that batching left above the last level (space) and the level-0 tables (reads) go.
+    Idle,
+}
+
 /// The most urgent compaction, if any level is over its target. `cursor[level]` is the
 /// largest user key compacted last time at that level (round-robin).
 pub fn pick_compaction(
     version: &Version,
     opts: &Options,
     cursor: &[Vec<u8>],
+    urgency: Urgency,
 ) -> Option<Compaction> {
     let targets = level_targets(version, opts);
     let mut best: Option<(f64, usize)> = None;
@@ -79,7 +90,7 @@ pub fn pick_compaction(
         }
     };
     // A deep tree batches level 0 and the intermediate levels (`Options::deep_tree_batching`).
-    let batching = if targets.base_level < NUM_LEVELS - 1 {
+    let batching = if urgency == Urgency::Busy && targets.base_level < NUM_LEVELS - 1 {
         opts.deep_tree_batching.max(1)
     } else {
         1

@@ -16,7 +16,7 @@ use super::output::OutputTables;
 use super::write::monotonic_micros;
 use super::{DbInner, SuperVersion};
 use crate::compaction::{
-    pick_compaction, pick_idle_level0, pick_tombstone_dense, Compaction, Retention,
+    pick_compaction, pick_idle_level0, pick_tombstone_dense, Compaction, Retention, Urgency,
 };
 use crate::error::{Error, Result};
 use crate::iter::merge::MergingIterator;
@@ -51,11 +51,11 @@ fn combine_ranges(
     }
 }
 
-/// What the compaction thread does about an idle level 0.
-enum IdleCompaction {
-    /// Nothing: turned off, or level 0 holds fewer than two tables.
-    No,
-    /// Writes have been idle long enough: merge level 0 down now.
+/// Whether writes have been quiet long enough for the idle work (`Options::idle_compaction_delay`).
+enum IdleState {
+    /// Turned off.
+    Off,
+    /// Writes have been idle long enough.
     Due,
     /// Look again after this long.
     In(Duration),
@@ -141,19 +141,11 @@ impl DbInner {
         oldest_snapshot.map_or(visible, |s| s.min(visible))
     }
 
-    fn current(&self) -> Arc<Version> {
-        Arc::clone(&self.versions.lock().current)
-    }
-
-    /// Whether level 0 should be merged down because writes went idle, see
-    /// `Options::idle_compaction_delay`.
-    fn idle_compaction_due(&self) -> IdleCompaction {
+    /// Whether writes have been quiet for `Options::idle_compaction_delay`.
+    fn idle_state(&self) -> IdleState {
         let Some(delay) = self.opts.idle_compaction_delay else {
-            return IdleCompaction::No;
+            return IdleState::Off;
         };
-        if self.current().levels[0].len() < 2 {
-            return IdleCompaction::No;
-        }
         let now = monotonic_micros();
         // No write since open counts as idle since the compaction thread first looked.
         let last = match self.counters.last_write_micros.load(Ordering::Relaxed) {
@@ -170,16 +162,25 @@ impl DbInner {
         };
         let idle = Duration::from_micros(now.saturating_sub(last));
         if idle >= delay {
-            IdleCompaction::Due
+            IdleState::Due
         } else {
-            IdleCompaction::In(delay - idle)
+            IdleState::In(delay - idle)
         }
     }
 
-    fn next_compaction(&self) -> Option<Compaction> {
+    fn next_compaction(&self, urgency: Urgency) -> Option<Compaction> {
         let version = Arc::clone(&self.versions.lock().current);
         let cursor = self.compact_cursor.lock().clone();
-        pick_compaction(&version, &self.opts, &cursor)
+        let idle_level0 = || match urgency {
+            Urgency::Idle => pick_idle_level0(&version, &self.opts),
+            Urgency::Busy => None,
+        };
+        pick_compaction(&version, &self.opts, &cursor, Urgency::Busy)
+            .or_else(idle_level0)
+            .or_else(|| match urgency {
+                Urgency::Idle => pick_compaction(&version, &self.opts, &cursor, Urgency::Idle),
+                Urgency::Busy => None,
+            })
             .or_else(|| pick_range_del_compaction(&version, self.oldest_visible_sequence()))
             .or_else(|| pick_tombstone_dense(&version, self.oldest_visible_sequence()))
     }
@@ -249,12 +250,15 @@ impl DbInner {
                     if st.shutdown || self.poisoned.load(Ordering::Acquire) {
                         return;
                     }
-                    if let Some(c) = self.next_compaction() {
+                    if let Some(c) = self.next_compaction(Urgency::Busy) {
                         break c;
                     }
-                    match self.idle_compaction_due() {
-                        IdleCompaction::Due => {
-                            if let Some(c) = pick_idle_level0(&self.current(), &self.opts) {
+                    // Nothing is due while writes come. Once they have gone quiet, tidy up:
+                    // what batching left above the last level, and level 0.
+                    let idle_work = || self.next_compaction(Urgency::Idle);
+                    match self.idle_state() {
+                        IdleState::Due => {
+                            if let Some(c) = idle_work() {
                                 self.counters
                                     .idle_compactions
                                     .fetch_add(1, Ordering::Relaxed);
@@ -262,10 +266,11 @@ impl DbInner {
                             }
                             self.bg_cv.wait(&mut st);
                         }
-                        IdleCompaction::In(wait) => {
+                        // Set a timer only when there will be something to do.
+                        IdleState::In(wait) if idle_work().is_some() => {
                             self.bg_cv.wait_for(&mut st, wait);
                         }
-                        IdleCompaction::No => self.bg_cv.wait(&mut st),
+                        IdleState::In(_) | IdleState::Off => self.bg_cv.wait(&mut st),
                     }
                 }
             };
@@ -290,7 +295,7 @@ impl DbInner {
     fn compact_inline_inner(&self) -> Result<()> {
         loop {
             self.retire_range_dels()?;
-            let Some(c) = self.next_compaction() else {
+            let Some(c) = self.next_compaction(Urgency::Busy) else {
                 return Ok(());
             };
             self.run_compaction(c)?;
