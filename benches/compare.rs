@@ -61,6 +61,12 @@ struct Args {
     /// Threads of readwhilewriting: one writer, the others read.
     #[arg(long, default_value_t = 4)]
     rww_threads: usize,
+    /// After overwrite, reopen its database and let the engine do whatever background work
+    /// it still wants, with no operations, until the directory stops changing; report the
+    /// size then (space amplification once settled) and the bytes that work wrote. The reads
+    /// that follow then run on the settled database.
+    #[arg(long)]
+    settle: bool,
     /// Comma-separated engines (default: every compiled one).
     #[arg(long)]
     engines: Option<String>,
@@ -107,6 +113,7 @@ impl Args {
             sync_num: self.sync_num,
             batch_size: self.batch_size,
             rww_threads: self.rww_threads,
+            settle: self.settle,
         }
     }
 
@@ -329,6 +336,7 @@ fn run_one_child(
         .arg(p.batch_size.to_string())
         .arg("--rww-threads")
         .arg(p.rww_threads.to_string())
+        .args(p.settle.then_some("--settle"))
         .arg("--benchmarks")
         .arg(args.workloads().join(","))
         .arg("--dir")

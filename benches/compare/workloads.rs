@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::engines::{self, Engine, R};
 pub use crate::keys::KEY_LEN;
@@ -53,6 +53,10 @@ pub fn describe(workload: &str) -> &'static str {
 
 /// Entries read after each seek in seekrandom.
 pub const SEEK_NEXTS: usize = 10;
+/// How long a database's directory must stay unchanged to count as settled (`--settle`).
+const SETTLED_AFTER: Duration = Duration::from_secs(5);
+/// The longest `--settle` waits.
+const SETTLE_LIMIT: Duration = Duration::from_secs(900);
 /// Threads of fillsync8.
 pub const SYNC_THREADS: usize = 8;
 
@@ -65,6 +69,8 @@ pub struct Params {
     pub sync_num: u64,
     pub batch_size: usize,
     pub rww_threads: usize,
+    /// Measure the overwritten database again once the engine's background work is done.
+    pub settle: bool,
 }
 
 /// Random, incompressible values: slices of a 1 MiB random buffer (as db_bench does), so
@@ -245,6 +251,9 @@ impl Child<'_> {
                     }
                     Ok(())
                 })?;
+                if p.settle {
+                    self.settle(&dir)?;
+                }
             }
             "fillsync" | "fillsync8" => {
                 let threads = if w == "fillsync" { 1 } else { SYNC_THREADS };
@@ -452,6 +461,44 @@ impl Child<'_> {
         metric(w, "flush_secs", flush_secs);
         metric(w, "close_secs", close_secs);
         probe.finish(w, dir, self.user_bytes(ops));
+        Ok(())
+    }
+
+    /// Reopen the database in `dir` and do nothing while the engine runs the background work
+    /// its own policy still wants (compactions left pending by the writes, or an engine's
+    /// idle-time work), until the directory's size has not changed for [`SETTLED_AFTER`]
+    /// (polled each second; at most [`SETTLE_LIMIT`]). Then close it and report, as the
+    /// `settle` metrics, the size after close, the bytes written from open to close, and how
+    /// long the directory kept changing.
+    fn settle(&self, dir: &Path) -> R<()> {
+        const POLL: Duration = Duration::from_secs(1);
+        let io = sys::io();
+        let t0 = Instant::now();
+        let db = engines::open(self.engine, dir, false)?;
+        let mut last = sys::dir_size(dir);
+        let mut last_change = Instant::now();
+        while last_change.elapsed() < SETTLED_AFTER && t0.elapsed() < SETTLE_LIMIT {
+            std::thread::sleep(POLL);
+            let now = sys::dir_size(dir);
+            if now != last {
+                last = now;
+                last_change = Instant::now();
+            }
+        }
+        let busy_secs = last_change.duration_since(t0).as_secs_f64();
+        db.close()?;
+        let after = sys::io();
+        let written = after
+            .write_bytes
+            .saturating_sub(io.write_bytes)
+            .saturating_sub(
+                after
+                    .cancelled_write_bytes
+                    .saturating_sub(io.cancelled_write_bytes),
+            );
+        metric("settle", "busy_secs", busy_secs);
+        metric("settle", "write_bytes", written as f64);
+        metric("settle", "size_bytes", sys::dir_size(dir).0 as f64);
         Ok(())
     }
 
