@@ -653,7 +653,8 @@ order (deterministic generators), through the same trait (`benches/compare/engin
   `set_cache_size`, sled `cache_capacity`, SQLite `PRAGMA cache_size=-65536` (per
   connection), RocksDB an LRU block cache. Memtables keep their defaults (64 MiB for Strata,
   fjall and RocksDB).
-- **Filters and compression.** Strata: bloom filters of 10 bits per key, no compression.
+- **Filters and compression.** Strata: its defaults, bloom filters of 10 bits per key and LZ4
+  per block (a block that does not shrink by an eighth is stored raw, as these are).
   RocksDB: bloom filter of 10 bits per key, built without compression libraries
   (`default-features = false`, compression set to none). fjall: its defaults (4 KiB blocks,
   bloom filters at a 0.01% false-positive rate in L0 and 10 bits per key below, no
