@@ -711,27 +711,33 @@ of `cargo bench --bench engine`) show where a peer leads or Strata is short of i
   carry hints (the prefix a successor shares with its node and its next 7 bytes), so going
   down never loads the successor; about 19 loads remain at 500,000 entries. Ascending inserts
   (fillseq, fillbatch) start from the previous insert's position (a splice, as in RocksDB).
-- **fillbatch** against RocksDB (1.28x in this run, 1.33x in the last, Strata's three runs
-  spread 2.4-4.0M): a batch of 1,000 puts is one WAL record of about 130 KB, which goes to the
+- **fillbatch** against RocksDB (1.28x in this run and the one before, 1.33x before that;
+  Strata's three runs spread 1.8-3.3M, ±29%, RocksDB's ±5%): a batch of 1,000 puts is one WAL record of about 130 KB, which goes to the
   page cache with one `pwrite` rather than through the mapping (32 first-touch page faults of
   about 4 µs each cost a third of the throughput), then 1,000 ascending inserts that the
   skiplist's splice places without a search.
-- **readrandom** (1.13x redb in this run, 1.22x in the run before it the same day; short of
-  1.3x): at 1,000,000 keys (111 MiB of tables) and a 64 MiB block cache, a third to a half of
+- **readrandom** (1.12x redb in this run, 1.13x and 1.22x in the two before; short of
+  1.3x; at 10,000,000 keys on the settled database, 1.46x RocksDB): at 1,000,000 keys (111 MiB of tables) and a 64 MiB block cache, a third to a half of
   the lookups miss the cache and read their 4 KiB block with `pread` (a system call and a copy
   from the page cache), then insert it into the cache. With a cache holding every block
   (256 MiB, measured once, not the configuration of this table) the same run gives 459-475k,
-  1.4x redb: the misses are the gap. With every block cached a lookup still costs about
+  1.4x redb: the misses are the gap. A profile of the read phase: 28% of the time in the
+  kernel's `pread` (15.8% copying the page), 14% in the cache (lookup, CLOCK eviction,
+  insert). Blocks of 2 KiB halve the copy but gained nothing beyond the noise (330k against
+  321k with 4 KiB, medians of 3 alternated runs) and cost a quarter of readseq. With every block cached a lookup still costs about
   1.4 µs, a chain of about ten dependent cache misses (table filter, index, cache slot, block
   restarts, block entries). The filter is blocked (one line per key), the index gives the
   block offset without decoding, and a block seek prefetches its restart entries; redb's
   B-tree reaches its leaf through pages that stay hot.
-- **readwhilewriting and seekrandom** against redb: 1.53x and 1.23x in this run. The writer
+- **readwhilewriting and seekrandom** against redb: 1.69x and 1.20x in this run. The writer
   thread is not throttled: Strata's writes 217-249k puts/s beside the readers (redb's
   11-16k), and the faster the writer, the more of the two cores its flushes and
   compactions take from the readers. seekrandom moves by about 10% between runs on two
   shared cores.
-- **fillsync with one thread** (0.94x fjall in this run, 1.02x in the last): WAL segments
+- **fillsync with one thread** (0.74x fjall in this run: Strata 7.1-7.9k, fjall 8.5-10k;
+  0.94x and 1.02x in the two before): Strata alone, this build alternated with the previous
+  session's four times right after, gave 8.3-10.1k against 8.8-9.9k, so the run met a slow
+  spell of the disk, not a change of the engine. WAL segments
   are allocated 1 MiB ahead (`fallocate` for a mapped segment, a sparse `ftruncate` otherwise),
   so an `fdatasync` rarely commits a size change (100 µs instead of 165 µs on
   this disk, measured in isolation); Strata's and fjall's `fdatasync` calls then take the same
@@ -740,34 +746,32 @@ of `cargo bench --bench engine`) show where a peer leads or Strata is short of i
   queued writers wait on their own condition variables and yield their core for a bounded
   time before sleeping, since a sleeping thread's wake-up cost about 10 µs here and a group of
   8 paid it 8 times between two fsyncs.
-- **Peak RSS** is now within the budget: the engine's share of the whole run's peak (the
-  last column) is about 185 MiB against a configured 256 MiB (3 x 64 MiB memtables and the
+- **Peak RSS** is within the budget: the engine's share of the whole run's peak (the
+  last column) is about 182 MiB against a configured 256 MiB (3 x 64 MiB memtables and the
   64 MiB cache); it was 285-290 MiB while glibc's per-thread malloc arenas kept the memory of
   evicted blocks in the arena of the thread that had read them (after a one-reader and a
   four-reader phase malloc held 263 MB with 78 MB in use). Data blocks now take their buffers
   from a pool of size classes and give them back when dropped.
-- **Write amplification and space at 10,000,000 keys** (`docs/bench-10m.md`): 2.98 on
-  fillrandom and 4.43 on overwrite against RocksDB's 3.03 and 4.51 (the run before it, same
-  day: 3.07 / 4.38 against 3.09 / 4.45), so no worse than RocksDB now; but space amplification
-  after overwrite is 1.44 against RocksDB's 1.39 and fjall's 1.24, not under 1.15. What
-  brought write amplification down from 5.23 / 7.62: a database without sync writes no longer
-  fsyncs its closed WAL segments, so the kernel drops the pages of a segment deleted after its
-  flush (as RocksDB's are; 4.02 / 6.38 with that change alone); a deep tree batches its
-  compactions (`Options::deep_tree_batching`: level 0 waits for 8 tables instead of 4, the
-  level above the last holds twice its target before it is pushed down; 3.40 / 3.94); and
-  since the mapped WAL made writes faster, more of the work is still pending when the run
-  ends, as with RocksDB: after `strata bench`'s 10M fill, 114 MiB sat in L0 and 320 MiB in L5
-  above 711 MiB in L6 (RocksDB's own stats after its fill: 293 MB in L5 above 727 MB in L6).
-  The batching is what costs space: more new versions wait above the last level (1.21 with
-  `deep_tree_batching = 1`, at a higher write amplification). No setting I tried meets both
-  targets at once.
-- **Peak RSS at 10,000,000 keys**: 282 MiB for the engine during overwrite against the
-  256 MiB budget (RocksDB 221). The cache is empty in a write-only phase; what is there is
-  three 64 MiB memtables, the open tables' indexes and filters (41 MiB at the end of the
-  overwrite, with 243 MiB of level 0; they are now charged to the block cache's budget, so a
-  reading workload's cache makes room for them), and memory that glibc keeps in the flush and
-  compaction threads' malloc arenas (`strata bench` peaks at 345 MiB, 293 MiB with
-  `MALLOC_ARENA_MAX=1`). At 1,000,000 keys the engine stays within the budget (183 MiB).
+- **Write amplification and space at 10,000,000 keys** (`docs/bench-10m.md`, with
+  `--settle`): overwrite 4.02 against RocksDB's 4.75, fillrandom 3.19 against 3.05 (2.98
+  against 3.03 the day before: where each engine's pending compactions stand at close moves
+  it by a few percent). Counting the work each engine still did after reopening until it
+  settled, overwrite comes to 5.28 against 5.38. Space amplification after overwrite's close
+  is 1.45 (RocksDB 1.37, fjall 1.34); once settled, **1.13** (RocksDB 1.20, fjall 1.28). The
+  difference is the idle tidy: while writes come, a deep tree batches its compactions
+  (`Options::deep_tree_batching`: level 0 waits for 8 tables instead of 4, the levels above
+  the last hold twice their targets), which is what brought write amplification to RocksDB's
+  (from 5.23 / 7.62, with not fsyncing closed WAL segments of a database without sync
+  writes); once writes stop for a second, the batching is dropped and every level is
+  compacted back within its plain target, so the overwritten versions waiting above the last
+  level go (5 s of compaction here).
+- **Peak RSS at 10,000,000 keys**: 198 MiB for the engine against the 256 MiB budget
+  (RocksDB 147, fjall 223). The run before reported 282: the harness then built each
+  workload's key order as a shuffled list of 8-byte numbers (76 MiB at 10M keys) inside the
+  engine's process, charged to every engine alike; orders are now computed on the fly (a
+  Feistel permutation). What Strata holds at the peak is three 64 MiB memtables, the open
+  tables' indexes and filters (charged to the block cache's budget) and memory glibc keeps
+  in the flush and compaction threads' malloc arenas.
 - **Space after overwrite at 1,000,000 keys** (1.69): the size is taken right after the
   overwrite's flush, when the new versions still sit in two or three level-0 tables (fewer
   than the compaction trigger of four) above the old ones; once writes stop for a second, the
