@@ -103,11 +103,21 @@ pub struct Options {
     /// keep coming, the count triggers and batched targets alone decide. Default: 1 s;
     /// `None` turns it off.
     pub idle_compaction_delay: Option<Duration>,
-    /// Level-0 files at which each write is delayed by a millisecond, so compaction can keep
-    /// up. Default: 20 (RocksDB).
+    /// Level-0 files at which writes start to slow down, so compaction can catch up: between
+    /// this and `level0_stop_trigger` the write rate is held to `delayed_write_rate`, falling
+    /// linearly to 1/16 of it as level 0 grows. Default: 20 (RocksDB).
     pub level0_slowdown_trigger: usize,
     /// Level-0 files at which writes wait for compaction. Default: 36 (RocksDB).
     pub level0_stop_trigger: usize,
+    /// Estimated bytes compaction still has to rewrite (see `Db::stats`) at which writes start
+    /// to slow down, as for `level0_slowdown_trigger`. Default: 64 GiB (RocksDB).
+    pub soft_pending_compaction_bytes_limit: u64,
+    /// Estimated pending compaction bytes at which writes wait for compaction. Default:
+    /// 256 GiB (RocksDB).
+    pub hard_pending_compaction_bytes_limit: u64,
+    /// Bytes per second writes may go at once slowed down, at the soft limits; the rate falls
+    /// linearly to 1/16 of this at the hard limits. Default: 64 MiB/s.
+    pub delayed_write_rate: u64,
     /// Target size of the base level (the level level-0 compacts into). Default: 256 MiB, the
     /// size of four level-0 files, so an L0 compaction merges inputs of similar size.
     pub max_bytes_for_level_base: u64,
@@ -162,6 +172,9 @@ impl Default for Options {
             idle_compaction_delay: Some(Duration::from_secs(1)),
             level0_slowdown_trigger: 20,
             level0_stop_trigger: 36,
+            soft_pending_compaction_bytes_limit: 64 << 30,
+            hard_pending_compaction_bytes_limit: 256 << 30,
+            delayed_write_rate: 64 << 20,
             max_bytes_for_level_base: 256 << 20,
             max_bytes_for_level_multiplier: 10,
             target_file_size: 32 << 20,

@@ -72,6 +72,33 @@ impl TableHandle {
         handle
     }
 
+    /// A closed handle for `number` with `size` bytes over the whole key space, for tests of
+    /// policies that look only at a version's shape.
+    #[cfg(test)]
+    pub(crate) fn for_test(number: u64, size: u64) -> Arc<Self> {
+        let meta = FileMeta {
+            number,
+            size,
+            smallest: crate::key::internal_key(b"", 1, ValueKind::Value as u8),
+            largest: crate::key::internal_key(&[0xff; 8], 1, ValueKind::Value as u8),
+            min_seq: 0,
+            max_seq: 0,
+            num_entries: 0,
+            num_deletions: 0,
+        };
+        Arc::new(TableHandle {
+            meta,
+            slot: RwLock::new(None),
+            referenced: AtomicBool::new(false),
+            obsolete: AtomicBool::new(false),
+            clean_through: AtomicU64::new(0),
+            fs: Arc::new(crate::fs::RealFs),
+            path: PathBuf::from(format!("/nonexistent/{number}.sst")),
+            cache: Arc::new(BlockCache::new(0)),
+            tables: TableCache::new(1),
+        })
+    }
+
     /// The table, opened again (and checked against the manifest entry) if the table cache
     /// closed it.
     pub fn table(self: &Arc<Self>) -> Result<Arc<Table>> {

@@ -32,8 +32,8 @@
 pub mod picker;
 
 pub use picker::{
-    level_targets, pick_compaction, pick_idle_level0, pick_tombstone_dense, Compaction,
-    LevelTargets, Urgency,
+    level_targets, pending_compaction_bytes, pick_compaction, pick_idle_level0,
+    pick_tombstone_dense, Compaction, LevelTargets, Urgency,
 };
 
 use crate::key::{ParsedKey, SeqNo, ValueKind};

@@ -74,6 +74,58 @@ pub enum Urgency {
     Idle,
 }
 
+/// A deep tree batches level 0 and the intermediate levels while writes come
+/// (`Options::deep_tree_batching`): the factor their triggers are multiplied by.
+fn batching(targets: &LevelTargets, opts: &Options, urgency: Urgency) -> usize {
+    if urgency == Urgency::Busy && targets.base_level < NUM_LEVELS - 1 {
+        opts.deep_tree_batching.max(1)
+    } else {
+        1
+    }
+}
+
+/// Level-0 tables at which level 0 is compacted, with `batching`.
+fn level0_trigger(opts: &Options, batching: usize) -> usize {
+    opts.level0_compaction_trigger
+        .max(1)
+        .saturating_mul(batching)
+}
+
+/// An estimate of the bytes compaction must still rewrite before every level is within its
+/// target as the write path sees it (batched targets), after RocksDB's
+/// `estimated_pending_compaction_bytes`: level 0 at its trigger counts its bytes plus the
+/// base level's (a level-0 merge rewrites the overlapping base files, most of the level for
+/// random keys); a deeper level over its target counts the excess, plus what flows into it
+/// from above, times `1 + multiplier` (each byte pushed down is merged with about
+/// `multiplier` bytes of the next level). It is positive only while [`pick_compaction`] finds
+/// a level due, so writes held back on it resume once compaction has caught up.
+pub fn pending_compaction_bytes(version: &Version, opts: &Options) -> u64 {
+    let targets = level_targets(version, opts);
+    let batching = batching(&targets, opts, Urgency::Busy);
+    let fanout = opts.max_bytes_for_level_multiplier.max(2) + 1;
+    let mut pending = 0u64;
+    let mut incoming = 0u64;
+    if version.levels[0].len() >= level0_trigger(opts, batching) {
+        incoming = version.level_bytes(0);
+        pending += incoming + version.level_bytes(targets.base_level);
+    }
+    for level in 1..NUM_LEVELS - 1 {
+        let bytes = version.level_bytes(level);
+        if level < targets.base_level {
+            // Left above the base level: all of it goes down.
+            pending = pending.saturating_add(bytes.saturating_mul(fanout));
+            continue;
+        }
+        let target = targets.target[level].saturating_mul(batching as u64).max(1);
+        let excess = (bytes + incoming).saturating_sub(target);
+        if bytes > target {
+            pending = pending.saturating_add(excess.saturating_mul(fanout));
+        }
+        incoming = excess;
+    }
+    pending
+}
+
 /// The most urgent compaction, if any level is over its target. `cursor[level]` is the
 /// largest user key compacted last time at that level (round-robin).
 pub fn pick_compaction(
@@ -89,18 +141,9 @@ pub fn pick_compaction(
             best = Some((score, level));
         }
     };
-    // A deep tree batches level 0 and the intermediate levels (`Options::deep_tree_batching`).
-    let batching = if urgency == Urgency::Busy && targets.base_level < NUM_LEVELS - 1 {
-        opts.deep_tree_batching.max(1)
-    } else {
-        1
-    };
+    let batching = batching(&targets, opts, urgency);
     let l0 = version.levels[0].len();
-    let l0_trigger = opts
-        .level0_compaction_trigger
-        .max(1)
-        .saturating_mul(batching);
-    consider(l0 as f64 / l0_trigger as f64, 0);
+    consider(l0 as f64 / level0_trigger(opts, batching) as f64, 0);
     for level in 1..NUM_LEVELS - 1 {
         let bytes = version.level_bytes(level);
         if bytes == 0 {

@@ -19,6 +19,8 @@
 //! 5. Super versions are replaced under `sv_lock`; a reader loads `visible_seq` *before* the
 //!    super version, so the view it gets always holds every write up to its sequence number.
 
+mod backpressure;
+pub use backpressure::{Pressure, WriteLimit};
 mod compact;
 mod flush;
 mod output;
@@ -120,6 +122,10 @@ struct LogState {
     number: u64,
     /// Last sequence number assigned.
     last_seq: SeqNo,
+    /// The delay the leader owes while writes are slowed down.
+    delay: backpressure::DelayAccount,
+    /// The pressure of the version the leader judged last.
+    pressure: backpressure::PressureMemo,
 }
 
 /// The persistent state: the manifest and the counters it records.
@@ -165,7 +171,12 @@ struct Counters {
     writes: AtomicU64,
     stalls: AtomicU64,
     stall_micros: AtomicU64,
+    /// Stalls by [`WriteLimit`] (its `index`).
+    stalls_by_cause: [AtomicU64; 3],
+    /// Sleeps of a write leader held to the delayed rate, by cause, and their total time.
     slowdowns: AtomicU64,
+    slowdowns_by_cause: [AtomicU64; 3],
+    slowdown_micros: AtomicU64,
     compactions: AtomicU64,
     trivial_moves: AtomicU64,
     compaction_read_bytes: AtomicU64,
@@ -513,7 +524,27 @@ impl Db {
                 .load(Ordering::Relaxed),
             closed_segment_syncs: c.closed_segment_syncs.load(Ordering::Relaxed),
             stalls: c.stalls.load(Ordering::Relaxed),
+            stalls_memtables: c.stalls_by_cause[WriteLimit::Memtables.index()]
+                .load(Ordering::Relaxed),
+            stalls_level0: c.stalls_by_cause[WriteLimit::Level0.index()].load(Ordering::Relaxed),
+            stalls_pending_compaction: c.stalls_by_cause[WriteLimit::PendingCompaction.index()]
+                .load(Ordering::Relaxed),
             slowdowns: c.slowdowns.load(Ordering::Relaxed),
+            slowdown_micros: c.slowdown_micros.load(Ordering::Relaxed),
+            slowdowns_level0: c.slowdowns_by_cause[WriteLimit::Level0.index()]
+                .load(Ordering::Relaxed),
+            slowdowns_pending_compaction: c.slowdowns_by_cause
+                [WriteLimit::PendingCompaction.index()]
+            .load(Ordering::Relaxed),
+            write_pressure: if inner.opts.background_flush {
+                backpressure::assess(&sv.version, &inner.opts)
+            } else {
+                Pressure::None
+            },
+            pending_compaction_bytes: crate::compaction::pending_compaction_bytes(
+                &sv.version,
+                &inner.opts,
+            ),
             compactions: c.compactions.load(Ordering::Relaxed),
             trivial_moves: c.trivial_moves.load(Ordering::Relaxed),
             idle_compactions: c.idle_compactions.load(Ordering::Relaxed),
@@ -640,10 +671,27 @@ pub struct DbStats {
     /// Closed WAL segments fsynced after their switch (off the write path unless a sync
     /// writer needed them first).
     pub closed_segment_syncs: u64,
+    /// Times writers waited at a hard limit (see [`WriteLimit`]), and for how long in all.
     pub stalls: u64,
     pub stall_micros: u64,
-    /// Writes delayed because level 0 reached `level0_slowdown_trigger`.
+    /// Stalls because the memtables were full (flush behind).
+    pub stalls_memtables: u64,
+    /// Stalls at `level0_stop_trigger`.
+    pub stalls_level0: u64,
+    /// Stalls at `hard_pending_compaction_bytes_limit`.
+    pub stalls_pending_compaction: u64,
+    /// Times the write leader slept to hold writes to the delayed rate (level 0 or pending
+    /// compaction bytes past their soft limits), and for how long in all.
     pub slowdowns: u64,
+    pub slowdown_micros: u64,
+    /// Slowdowns because of level 0.
+    pub slowdowns_level0: u64,
+    /// Slowdowns because of pending compaction bytes.
+    pub slowdowns_pending_compaction: u64,
+    /// How the tree's shape presses on writes now.
+    pub write_pressure: Pressure,
+    /// Estimated bytes compaction must still rewrite to bring every level within target.
+    pub pending_compaction_bytes: u64,
     pub compactions: u64,
     pub trivial_moves: u64,
     /// Level-0 compactions run because writes went idle (`Options::idle_compaction_delay`).
@@ -719,10 +767,36 @@ impl fmt::Display for DbStats {
         )?;
         writeln!(
             f,
-            "stalls             {} ({} ms), {} slowed writes",
+            "stalls             {} ({} ms): {} memtables full, {} level 0, {} pending compaction",
             self.stalls,
             self.stall_micros / 1000,
-            self.slowdowns
+            self.stalls_memtables,
+            self.stalls_level0,
+            self.stalls_pending_compaction
+        )?;
+        writeln!(
+            f,
+            "slowdowns          {} ({} ms): {} level 0, {} pending compaction",
+            self.slowdowns,
+            self.slowdown_micros / 1000,
+            self.slowdowns_level0,
+            self.slowdowns_pending_compaction
+        )?;
+        let pressure = match self.write_pressure {
+            Pressure::None => "none".to_string(),
+            Pressure::Slow {
+                cause,
+                bytes_per_sec,
+            } => format!(
+                "{cause}: writes held to {:.1} MiB/s",
+                bytes_per_sec as f64 / (1 << 20) as f64
+            ),
+            Pressure::Stop(cause) => format!("{cause}: writes wait for compaction"),
+        };
+        writeln!(
+            f,
+            "write pressure     {pressure}, {:.1} MiB of compaction pending",
+            mib(self.pending_compaction_bytes)
         )?;
         let user = self.wal_bytes.max(1) as f64;
         writeln!(

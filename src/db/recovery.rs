@@ -405,6 +405,8 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<DbInner> {
             writer: wal_writer,
             number: log_number,
             last_seq: max_seq,
+            delay: Default::default(),
+            pressure: Default::default(),
         }),
         versions: Mutex::new(versions),
         next_file_number: AtomicU64::new(state.next_file_number),

@@ -19,6 +19,7 @@ use parking_lot::{Condvar, MutexGuard};
 
 use bytes::Bytes;
 
+use super::backpressure::{self, Pressure, WriteLimit};
 use super::{DbInner, LogState, PendingWrite, SuperVersion, WriterState};
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
@@ -335,6 +336,7 @@ impl DbInner {
         if self.opts.memtables_share_cache_budget {
             self.lend_memtable_budget(&self.super_version.load());
         }
+        log.delay.appended(appended);
         self.counters
             .wal_bytes
             .fetch_add(appended, Ordering::Relaxed);
@@ -346,54 +348,78 @@ impl DbInner {
         Ok(())
     }
 
-    /// Switch to a new memtable if the current one is full, stalling while too many immutable
-    /// memtables wait for flush.
+    /// Before a group commits: hold writes to the delayed rate while compaction is behind
+    /// (`backpressure`), switch to a new memtable if the current one is full, and stall while
+    /// a hard limit holds (too many immutable memtables, level-0 tables or pending compaction
+    /// bytes).
     fn make_room(&self, log: &mut LogState) -> Result<()> {
         let background = self.opts.background_flush;
-        let mut stall_start: Option<Instant> = None;
-        let mut slowed = false;
+        let mut stall: Option<Instant> = None;
+        let mut paced = false;
         loop {
             self.check_poisoned()?;
             let sv = self.super_version.load_full();
-            let l0 = sv.version.levels[0].len();
-            let l0_full = background && l0 >= self.opts.level0_stop_trigger;
-            if !l0_full && background && !slowed && l0 >= self.opts.level0_slowdown_trigger {
-                // Give compaction a head start before level 0 reaches the hard limit.
-                slowed = true;
-                self.counters.slowdowns.fetch_add(1, Ordering::Relaxed);
-                std::thread::sleep(std::time::Duration::from_millis(1));
-                continue;
-            }
-            if !l0_full {
-                let live_wal =
-                    log.writer.size() + sv.imms.iter().map(|m| m.wal_bytes()).sum::<u64>();
-                let wal_full = live_wal >= self.opts.max_total_wal_size && !sv.mem.is_empty();
-                if sv.mem.approximate_size() < self.opts.write_buffer_size && !wal_full {
-                    break;
-                }
-                if sv.imms.len() < self.opts.max_immutable_memtables {
-                    self.switch_memtable(log)?;
-                    break;
-                }
-                if !background {
-                    self.flush_all_immutable()?;
+            // Compaction debt holds writes back only when compaction has its own thread to
+            // catch up on; inline compaction runs in the write path anyway.
+            let pressure = if background {
+                log.pressure.assess(&sv.version, &self.opts)
+            } else {
+                Pressure::None
+            };
+            if !paced {
+                paced = true;
+                let micros = log.delay.delay_for(pressure);
+                if let (Pressure::Slow { cause, .. }, true) = (pressure, micros > 0) {
+                    self.counters.slowdowns.fetch_add(1, Ordering::Relaxed);
+                    self.counters.slowdowns_by_cause[cause.index()].fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .slowdown_micros
+                        .fetch_add(micros, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_micros(micros));
                     continue;
                 }
             }
-            if stall_start.is_none() {
-                stall_start = Some(Instant::now());
+            let cause = match pressure {
+                Pressure::Stop(cause) => cause,
+                Pressure::None | Pressure::Slow { .. } => {
+                    let live_wal =
+                        log.writer.size() + sv.imms.iter().map(|m| m.wal_bytes()).sum::<u64>();
+                    let wal_full = live_wal >= self.opts.max_total_wal_size && !sv.mem.is_empty();
+                    if sv.mem.approximate_size() < self.opts.write_buffer_size && !wal_full {
+                        break;
+                    }
+                    if sv.imms.len() < self.opts.max_immutable_memtables {
+                        self.switch_memtable(log)?;
+                        break;
+                    }
+                    if !background {
+                        self.flush_all_immutable()?;
+                        continue;
+                    }
+                    WriteLimit::Memtables
+                }
+            };
+            if stall.is_none() {
+                stall = Some(Instant::now());
                 self.counters.stalls.fetch_add(1, Ordering::Relaxed);
+                self.counters.stalls_by_cause[cause.index()].fetch_add(1, Ordering::Relaxed);
             }
             let mut st = self.bg_state.lock();
+            // Look again under the lock that flushes and compactions notify under, so a
+            // wake-up between the look and the wait cannot be missed.
             let sv = self.super_version.load();
-            // We only get here when a switch is needed but impossible, or level 0 is full.
-            let still_blocked = sv.version.levels[0].len() >= self.opts.level0_stop_trigger
-                || sv.imms.len() >= self.opts.max_immutable_memtables;
+            let still_blocked = match cause {
+                WriteLimit::Memtables => sv.imms.len() >= self.opts.max_immutable_memtables,
+                WriteLimit::Level0 | WriteLimit::PendingCompaction => matches!(
+                    backpressure::assess(&sv.version, &self.opts),
+                    Pressure::Stop(_)
+                ),
+            };
             if still_blocked && !self.poisoned.load(Ordering::Acquire) && !st.shutdown {
                 self.bg_cv.wait(&mut st);
             }
         }
-        if let Some(start) = stall_start {
+        if let Some(start) = stall {
             self.counters
                 .stall_micros
                 .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
