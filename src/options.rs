@@ -105,18 +105,22 @@ pub struct Options {
     pub idle_compaction_delay: Option<Duration>,
     /// Level-0 files at which writes start to slow down, so compaction can catch up: between
     /// this and `level0_stop_trigger` the write rate is held to `delayed_write_rate`, falling
-    /// linearly to 1/16 of it as level 0 grows. Default: 20 (RocksDB).
+    /// linearly to 1/16 of it as level 0 grows. 0 turns it off. Default: 20 (RocksDB).
     pub level0_slowdown_trigger: usize,
-    /// Level-0 files at which writes wait for compaction. Default: 36 (RocksDB).
+    /// Level-0 files at which writes wait for compaction. Level 0 is compacted at this count
+    /// at the latest (whatever `level0_compaction_trigger` and batching say), so a stall
+    /// always has a compaction to wait for. 0 turns it off. Default: 36 (RocksDB).
     pub level0_stop_trigger: usize,
-    /// Estimated bytes compaction still has to rewrite (see `Db::stats`) at which writes start
-    /// to slow down, as for `level0_slowdown_trigger`. Default: 64 GiB (RocksDB).
+    /// Estimated bytes compaction still has to rewrite (`DbStats::pending_compaction_bytes`)
+    /// at which writes start to slow down, as for `level0_slowdown_trigger`. 0 turns it off.
+    /// Default: 64 GiB (RocksDB).
     pub soft_pending_compaction_bytes_limit: u64,
-    /// Estimated pending compaction bytes at which writes wait for compaction. Default:
-    /// 256 GiB (RocksDB).
+    /// Estimated pending compaction bytes at which writes wait for compaction. 0 turns it
+    /// off. Default: 256 GiB (RocksDB).
     pub hard_pending_compaction_bytes_limit: u64,
-    /// Bytes per second writes may go at once slowed down, at the soft limits; the rate falls
-    /// linearly to 1/16 of this at the hard limits. Default: 64 MiB/s.
+    /// The rate, in bytes per second, that writes are held to at the soft limits (a writer
+    /// already slower is not delayed); it falls linearly to 1/16 of this at the hard limits.
+    /// Default: 64 MiB/s.
     pub delayed_write_rate: u64,
     /// Target size of the base level (the level level-0 compacts into). Default: 256 MiB, the
     /// size of four level-0 files, so an L0 compaction merges inputs of similar size.

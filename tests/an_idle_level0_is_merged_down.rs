@@ -90,7 +90,8 @@ fn deep_tree_options(idle_delay: Option<Duration>) -> Options {
 
 /// Levels (1 and below) over their plain targets, computed as the engine does: the last
 /// level's size sets the scale, each level above a `multiplier`-th of the one below, down to
-/// the first level whose target the base size covers. Level 0 counts if it holds any table.
+/// the first level whose target the base size covers. Level 0 counts if it holds two tables
+/// or more (a single one is never merged down for idleness alone).
 fn levels_over_target(stats: &strata::DbStats, opts: &Options) -> Vec<usize> {
     let bytes = &stats.bytes_per_level;
     let last = bytes.len() - 1;
@@ -104,7 +105,7 @@ fn levels_over_target(stats: &strata::DbStats, opts: &Options) -> Vec<usize> {
     let base = level;
     (0..last)
         .filter(|&l| match l {
-            0 => stats.tables_per_level[0] > 0,
+            0 => stats.tables_per_level[0] > 1,
             l if l < base => bytes[l] > 0,
             l => bytes[l] > target[l],
         })

@@ -33,8 +33,11 @@ fn within_a_minute<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static)
 
 #[test]
 fn a_growing_level0_slows_writes_to_the_delayed_rate_without_stalling() {
-    const WRITE_BUFFER: usize = 64 << 10;
-    const RATE: u64 = 4 << 20;
+    const WRITE_BUFFER: usize = 32 << 10;
+    // Well below what one writer does unhindered here (about 1 MB/s with a memtable switch
+    // every 280 puts: about half a second for these writes), so the limit sets the pace.
+    const RATE: u64 = 128 << 10;
+    const KEYS: u32 = 3000;
     let dir = tempfile::tempdir().unwrap();
     let opts = Options {
         write_buffer_size: WRITE_BUFFER,
@@ -46,16 +49,17 @@ fn a_growing_level0_slows_writes_to_the_delayed_rate_without_stalling() {
         ..Options::default().with_idle_compaction_delay(None)
     };
     let db = Db::open_with(dir.path(), opts).unwrap();
-    let stats = within_a_minute({
+    let (stats, elapsed) = within_a_minute({
         let db = db.clone();
         move || {
-            for i in 0..10_000u32 {
+            let start = std::time::Instant::now();
+            for i in 0..KEYS {
                 db.put(format!("key{i:06}"), value(i)).unwrap();
             }
-            db.stats()
+            (db.stats(), start.elapsed())
         }
     });
-    assert!(stats.tables_per_level[0] >= 10, "{stats}");
+    assert!(stats.tables_per_level[0] >= 5, "{stats}");
     assert!(stats.slowdowns > 0, "{stats}");
     assert_eq!(stats.slowdowns_level0, stats.slowdowns, "{stats}");
     assert_eq!(stats.slowdowns_pending_compaction, 0, "{stats}");
@@ -72,17 +76,17 @@ fn a_growing_level0_slows_writes_to_the_delayed_rate_without_stalling() {
         "{stats}"
     );
     // Held to at most RATE bytes/s once level 0 had two tables, which happens before the
-    // writes fill six memtables (two flushed, two immutable, one active, one spare): the
-    // sleeps add up to at least the rest of the bytes at RATE, less the last millisecond owed.
+    // writes fill six memtables (two flushed, two immutable, one active, one spare): the rest
+    // of the bytes took at least their time at RATE, less the last millisecond owed. (A lower
+    // bound only: sleeping guarantees it, however loaded the machine.)
     let pressed = stats.wal_bytes.saturating_sub(6 * WRITE_BUFFER as u64);
-    let least_micros = (pressed * 1_000_000 / RATE).saturating_sub(1000);
+    let least = Duration::from_micros((pressed * 1_000_000 / RATE).saturating_sub(1000));
     assert!(
-        stats.slowdown_micros >= least_micros,
-        "slept {} µs, at least {least_micros} expected: {stats}",
-        stats.slowdown_micros
+        elapsed >= least,
+        "{elapsed:?} for the writes, at least {least:?} expected: {stats}"
     );
     // Nothing was lost on the way.
-    for i in (0..10_000u32).step_by(997) {
+    for i in (0..KEYS).step_by(97) {
         assert_eq!(db.get(format!("key{i:06}")).unwrap().unwrap(), value(i));
     }
     db.close().unwrap();

@@ -82,6 +82,8 @@ impl Permutation {
 
     /// Element `i` (< n) of the order.
     pub fn at(&self, i: u64) -> u64 {
+        // Cycle-walking ends only if some element of i's cycle is below n, as i itself is.
+        assert!(i < self.n, "index {i} outside the order of {}", self.n);
         let mut x = self.feistel(i);
         while x >= self.n {
             x = self.feistel(x);

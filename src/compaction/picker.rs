@@ -84,11 +84,18 @@ fn batching(targets: &LevelTargets, opts: &Options, urgency: Urgency) -> usize {
     }
 }
 
-/// Level-0 tables at which level 0 is compacted, with `batching`.
+/// Level-0 tables at which level 0 is compacted, with `batching`; never more than
+/// `level0_stop_trigger` (when on), so that writes stopped by level 0 always find a level-0
+/// compaction due to end the stall. (Slowed writes go on until the trigger is reached.)
 fn level0_trigger(opts: &Options, batching: usize) -> usize {
-    opts.level0_compaction_trigger
+    let batched = opts
+        .level0_compaction_trigger
         .max(1)
-        .saturating_mul(batching)
+        .saturating_mul(batching);
+    match opts.level0_stop_trigger {
+        0 => batched,
+        stop => batched.min(stop),
+    }
 }
 
 /// An estimate of the bytes compaction must still rewrite before every level is within its
@@ -102,7 +109,7 @@ fn level0_trigger(opts: &Options, batching: usize) -> usize {
 pub fn pending_compaction_bytes(version: &Version, opts: &Options) -> u64 {
     let targets = level_targets(version, opts);
     let batching = batching(&targets, opts, Urgency::Busy);
-    let fanout = opts.max_bytes_for_level_multiplier.max(2) + 1;
+    let fanout = opts.max_bytes_for_level_multiplier.max(2).saturating_add(1);
     let mut pending = 0u64;
     let mut incoming = 0u64;
     if version.levels[0].len() >= level0_trigger(opts, batching) {
@@ -117,7 +124,7 @@ pub fn pending_compaction_bytes(version: &Version, opts: &Options) -> u64 {
             continue;
         }
         let target = targets.target[level].saturating_mul(batching as u64).max(1);
-        let excess = (bytes + incoming).saturating_sub(target);
+        let excess = bytes.saturating_add(incoming).saturating_sub(target);
         if bytes > target {
             pending = pending.saturating_add(excess.saturating_mul(fanout));
         }
@@ -255,4 +262,25 @@ pub fn pick_tombstone_dense(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level0_is_compacted_by_the_stop_trigger_at_the_latest() {
+        let opts = |trigger, stop| Options {
+            level0_compaction_trigger: trigger,
+            level0_stop_trigger: stop,
+            ..Options::default()
+        };
+        assert_eq!(level0_trigger(&opts(4, 36), 2), 8);
+        // A stop trigger below the batched trigger: compaction is due where writes stop.
+        assert_eq!(level0_trigger(&opts(4, 6), 2), 6);
+        assert_eq!(level0_trigger(&opts(4, 3), 1), 3);
+        // Stop trigger off.
+        assert_eq!(level0_trigger(&opts(4, 0), 2), 8);
+        assert_eq!(level0_trigger(&opts(0, 0), 1), 1);
+    }
 }

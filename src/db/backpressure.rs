@@ -20,6 +20,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use crate::compaction::pending_compaction_bytes;
 use crate::options::Options;
@@ -70,14 +71,18 @@ pub enum Pressure {
 /// The slowest rate, as a fraction of `delayed_write_rate`, just short of a hard limit.
 const SLOWEST: f64 = 1.0 / 16.0;
 
-/// Where `value` sits between `soft` and `hard`: `None` below `soft`, 1.0 at `hard` or above.
-fn fraction(value: f64, soft: f64, hard: f64) -> Option<f64> {
-    if value < soft {
-        None
-    } else if value >= hard || hard <= soft {
+/// Where `value` sits between the `soft` and `hard` limits: 1.0 at `hard` or above, `None`
+/// below `soft`, else the fraction of the way from one to the other (0.0 when the hard limit
+/// is off or not above the soft one). A limit of 0 is off.
+fn fraction(value: u64, soft: u64, hard: u64) -> Option<f64> {
+    if hard > 0 && value >= hard {
         Some(1.0)
+    } else if soft == 0 || value < soft {
+        None
+    } else if hard <= soft {
+        Some(0.0)
     } else {
-        Some((value - soft) / (hard - soft))
+        Some((value - soft) as f64 / (hard - soft) as f64)
     }
 }
 
@@ -85,15 +90,15 @@ fn fraction(value: f64, soft: f64, hard: f64) -> Option<f64> {
 /// path's own business). The worse of the two decides.
 pub fn assess(version: &Version, opts: &Options) -> Pressure {
     let level0 = fraction(
-        version.levels[0].len() as f64,
-        opts.level0_slowdown_trigger as f64,
-        opts.level0_stop_trigger as f64,
+        version.levels[0].len() as u64,
+        opts.level0_slowdown_trigger as u64,
+        opts.level0_stop_trigger as u64,
     )
     .map(|f| (f, WriteLimit::Level0));
     let pending = fraction(
-        pending_compaction_bytes(version, opts) as f64,
-        opts.soft_pending_compaction_bytes_limit as f64,
-        opts.hard_pending_compaction_bytes_limit as f64,
+        pending_compaction_bytes(version, opts),
+        opts.soft_pending_compaction_bytes_limit,
+        opts.hard_pending_compaction_bytes_limit,
     )
     .map(|f| (f, WriteLimit::PendingCompaction));
     let worst = match (level0, pending) {
@@ -136,17 +141,22 @@ impl PressureMemo {
     }
 }
 
-/// The write leader's account of the delay it owes while writes are slowed down.
+/// The write leader's account of the delay it owes while writes are slowed down: a token
+/// bucket in time. Each group's bytes cost `bytes / rate`; the time that passes between
+/// groups pays it off, so a writer already slower than the rate is never delayed, and one
+/// faster than it is held to it.
 #[derive(Debug, Default)]
 pub(super) struct DelayAccount {
     /// Bytes appended since the last look (by the groups before this one).
     unaccounted_bytes: u64,
-    /// Delay owed and not yet slept, in microseconds.
-    owed_micros: u64,
+    /// Delay owed and not yet slept or paid off by time passing, in nanoseconds.
+    owed_nanos: u128,
+    /// When the account was last settled (`None`: not under pressure then).
+    settled_at: Option<Instant>,
 }
 
 /// The leader sleeps once it owes this much: shorter sleeps cost more than they hold back.
-pub(super) const MIN_SLEEP_MICROS: u64 = 1000;
+pub(super) const MIN_SLEEP: Duration = Duration::from_millis(1);
 
 impl DelayAccount {
     /// A group appended `bytes` to the log.
@@ -154,21 +164,29 @@ impl DelayAccount {
         self.unaccounted_bytes = self.unaccounted_bytes.saturating_add(bytes);
     }
 
-    /// Under `pressure`, the microseconds to sleep before the next group (0: go on). Without
-    /// pressure the account is cleared: writes before the slowdown owe nothing.
-    pub(super) fn delay_for(&mut self, pressure: Pressure) -> u64 {
+    /// Under `pressure` at `now`, how long to sleep before the next group (zero: go on).
+    /// Without pressure the account is cleared: writes before the slowdown owe nothing.
+    pub(super) fn delay_for(&mut self, pressure: Pressure, now: Instant) -> Duration {
         let bytes = std::mem::take(&mut self.unaccounted_bytes);
         let Pressure::Slow { bytes_per_sec, .. } = pressure else {
-            self.owed_micros = 0;
-            return 0;
+            self.owed_nanos = 0;
+            self.settled_at = None;
+            return Duration::ZERO;
         };
-        let micros = (u128::from(bytes) * 1_000_000 / u128::from(bytes_per_sec.max(1))) as u64;
-        self.owed_micros = self.owed_micros.saturating_add(micros);
-        if self.owed_micros >= MIN_SLEEP_MICROS {
-            std::mem::take(&mut self.owed_micros)
-        } else {
-            0
+        let cost = u128::from(bytes) * 1_000_000_000 / u128::from(bytes_per_sec.max(1));
+        let paid = self
+            .settled_at
+            .map_or(0, |t| now.saturating_duration_since(t).as_nanos());
+        self.owed_nanos = (self.owed_nanos + cost).saturating_sub(paid);
+        self.settled_at = Some(now);
+        if self.owed_nanos < MIN_SLEEP.as_nanos() {
+            return Duration::ZERO;
         }
+        let sleep = Duration::from_nanos(u64::try_from(self.owed_nanos).unwrap_or(u64::MAX));
+        // The sleep pays the debt; time after it pays for what comes next.
+        self.owed_nanos = 0;
+        self.settled_at = now.checked_add(sleep);
+        sleep
     }
 }
 
@@ -178,13 +196,19 @@ mod tests {
 
     #[test]
     fn fraction_runs_from_the_soft_to_the_hard_limit() {
-        assert_eq!(fraction(19.0, 20.0, 36.0), None);
-        assert_eq!(fraction(20.0, 20.0, 36.0), Some(0.0));
-        assert_eq!(fraction(28.0, 20.0, 36.0), Some(0.5));
-        assert_eq!(fraction(36.0, 20.0, 36.0), Some(1.0));
-        assert_eq!(fraction(50.0, 20.0, 36.0), Some(1.0));
-        // Limits set equal (or inverted): straight to a stop.
-        assert_eq!(fraction(5.0, 5.0, 5.0), Some(1.0));
+        assert_eq!(fraction(19, 20, 36), None);
+        assert_eq!(fraction(20, 20, 36), Some(0.0));
+        assert_eq!(fraction(28, 20, 36), Some(0.5));
+        assert_eq!(fraction(36, 20, 36), Some(1.0));
+        assert_eq!(fraction(50, 20, 36), Some(1.0));
+        // The hard limit holds whatever the soft one says (set above it, or off).
+        assert_eq!(fraction(12, 20, 12), Some(1.0));
+        assert_eq!(fraction(11, 20, 12), None);
+        assert_eq!(fraction(12, 0, 12), Some(1.0));
+        // A limit of 0 is off: no stop, and with the soft one off, no slowdown.
+        assert_eq!(fraction(0, 0, 0), None);
+        assert_eq!(fraction(1 << 40, 0, 0), None);
+        assert_eq!(fraction(1 << 40, 64, 0), Some(0.0));
     }
 
     #[test]
@@ -296,26 +320,48 @@ mod tests {
     }
 
     #[test]
-    fn the_leader_sleeps_in_steps_of_at_least_a_millisecond_at_the_rate() {
+    fn the_leader_is_held_to_the_rate_and_credited_for_time_passed() {
         let slow = Pressure::Slow {
             cause: WriteLimit::Level0,
             bytes_per_sec: 1_000_000,
         };
+        let t0 = Instant::now();
+        let at = |micros: u64| t0 + Duration::from_micros(micros);
         let mut account = DelayAccount::default();
         // 500 bytes at 1 MB/s: 500 µs owed, not yet worth a sleep.
         account.appended(500);
-        assert_eq!(account.delay_for(slow), 0);
-        // 700 more: 1,200 µs owed in all, slept at once.
+        assert_eq!(account.delay_for(slow, at(0)), Duration::ZERO);
+        // 700 more with no time passed: 1,200 µs owed, slept at once.
         account.appended(700);
-        assert_eq!(account.delay_for(slow), 1200);
-        account.appended(100);
-        assert_eq!(account.delay_for(slow), 0);
+        assert_eq!(account.delay_for(slow, at(0)), Duration::from_micros(1200));
+        // A writer slower than the rate owes nothing: 100 bytes (100 µs) every 200 µs, with the
+        // sleep of 1,200 µs not counted as time that pays.
+        for step in 0..20 {
+            account.appended(100);
+            let now = at(1200 + 200 * (step + 1));
+            assert_eq!(account.delay_for(slow, now), Duration::ZERO, "step {step}");
+        }
+        // Fractions of a microsecond add up: at 3 MB/s a byte costs a third of one, and a
+        // millisecond is owed after about 3,000 one-byte groups.
+        let fast = Pressure::Slow {
+            cause: WriteLimit::Level0,
+            bytes_per_sec: 3_000_000,
+        };
+        let mut small = DelayAccount::default();
+        let groups = (1..10_000)
+            .find(|_| {
+                small.appended(1);
+                small.delay_for(fast, at(0)) > Duration::ZERO
+            })
+            .unwrap();
+        assert!((3000..3010).contains(&groups), "{groups}");
         // Pressure gone: what was owed is forgiven.
-        assert_eq!(account.delay_for(Pressure::None), 0);
-        account.appended(900);
+        small.appended(900);
+        assert_eq!(small.delay_for(Pressure::None, at(0)), Duration::ZERO);
+        small.appended(900);
         assert_eq!(
-            account.delay_for(slow),
-            0,
+            small.delay_for(slow, at(0)),
+            Duration::ZERO,
             "only 900 µs owed since the pressure came back"
         );
     }

@@ -182,7 +182,7 @@ struct Counters {
     compaction_read_bytes: AtomicU64,
     compaction_write_bytes: AtomicU64,
     tables_dropped_by_range_dels: AtomicU64,
-    /// Level-0 compactions run because writes went idle.
+    /// Compactions run because writes went idle (level 0 merged down, batched levels tidied).
     idle_compactions: AtomicU64,
     /// Key ranges merged by parallel subcompactions.
     subcompactions: AtomicU64,
@@ -694,7 +694,8 @@ pub struct DbStats {
     pub pending_compaction_bytes: u64,
     pub compactions: u64,
     pub trivial_moves: u64,
-    /// Level-0 compactions run because writes went idle (`Options::idle_compaction_delay`).
+    /// Compactions run because writes went idle (`Options::idle_compaction_delay`): level 0
+    /// merged down, and levels batching had let grow past their targets brought back.
     pub idle_compactions: u64,
     /// Key ranges merged in parallel by split compactions (`Options::max_subcompactions`).
     pub subcompactions: u64,

@@ -368,14 +368,14 @@ impl DbInner {
             };
             if !paced {
                 paced = true;
-                let micros = log.delay.delay_for(pressure);
-                if let (Pressure::Slow { cause, .. }, true) = (pressure, micros > 0) {
+                let delay = log.delay.delay_for(pressure, Instant::now());
+                if let (Pressure::Slow { cause, .. }, false) = (pressure, delay.is_zero()) {
                     self.counters.slowdowns.fetch_add(1, Ordering::Relaxed);
                     self.counters.slowdowns_by_cause[cause.index()].fetch_add(1, Ordering::Relaxed);
                     self.counters
                         .slowdown_micros
-                        .fetch_add(micros, Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_micros(micros));
+                        .fetch_add(delay.as_micros() as u64, Ordering::Relaxed);
+                    self.sleep_for_slowdown(delay)?;
                     continue;
                 }
             }
@@ -415,7 +415,11 @@ impl DbInner {
                     Pressure::Stop(_)
                 ),
             };
-            if still_blocked && !self.poisoned.load(Ordering::Acquire) && !st.shutdown {
+            if st.shutdown {
+                // Closing: the background threads that would end the stall are stopping.
+                return Err(Error::Closed);
+            }
+            if still_blocked && !self.poisoned.load(Ordering::Acquire) {
                 self.bg_cv.wait(&mut st);
             }
         }
@@ -425,6 +429,28 @@ impl DbInner {
                 .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Sleep `delay` (a slowdown) in slices, so a close or a failure is not kept waiting
+    /// behind a long delay, and marking each slice as write activity, so the compaction
+    /// thread does not take a slowed-down load for idle time (`Options::idle_compaction_delay`).
+    fn sleep_for_slowdown(&self, delay: Duration) -> Result<()> {
+        const SLICE: Duration = Duration::from_millis(10);
+        let until = Instant::now() + delay;
+        loop {
+            self.check_poisoned()?;
+            if self.bg_state.lock().shutdown {
+                return Err(Error::Closed);
+            }
+            self.counters
+                .last_write_micros
+                .store(monotonic_micros(), Ordering::Relaxed);
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(left.min(SLICE));
+        }
     }
 
     /// Make the memtable immutable and start a new memtable and WAL segment.
