@@ -164,15 +164,21 @@ impl DelayAccount {
         self.unaccounted_bytes = self.unaccounted_bytes.saturating_add(bytes);
     }
 
-    /// Under `pressure` at `now`, how long to sleep before the next group (zero: go on).
-    /// Without pressure the account is cleared: writes before the slowdown owe nothing.
-    pub(super) fn delay_for(&mut self, pressure: Pressure, now: Instant) -> Duration {
+    /// Under `pressure` at `now()` (read only under pressure), how long to sleep before the
+    /// next group (zero: go on). Without pressure the account is cleared: writes before the
+    /// slowdown owe nothing.
+    pub(super) fn delay_for(
+        &mut self,
+        pressure: Pressure,
+        now: impl FnOnce() -> Instant,
+    ) -> Duration {
         let bytes = std::mem::take(&mut self.unaccounted_bytes);
         let Pressure::Slow { bytes_per_sec, .. } = pressure else {
             self.owed_nanos = 0;
             self.settled_at = None;
             return Duration::ZERO;
         };
+        let now = now();
         let cost = u128::from(bytes) * 1_000_000_000 / u128::from(bytes_per_sec.max(1));
         let paid = self
             .settled_at
@@ -330,16 +336,23 @@ mod tests {
         let mut account = DelayAccount::default();
         // 500 bytes at 1 MB/s: 500 µs owed, not yet worth a sleep.
         account.appended(500);
-        assert_eq!(account.delay_for(slow, at(0)), Duration::ZERO);
+        assert_eq!(account.delay_for(slow, || at(0)), Duration::ZERO);
         // 700 more with no time passed: 1,200 µs owed, slept at once.
         account.appended(700);
-        assert_eq!(account.delay_for(slow, at(0)), Duration::from_micros(1200));
+        assert_eq!(
+            account.delay_for(slow, || at(0)),
+            Duration::from_micros(1200)
+        );
         // A writer slower than the rate owes nothing: 100 bytes (100 µs) every 200 µs, with the
         // sleep of 1,200 µs not counted as time that pays.
         for step in 0..20 {
             account.appended(100);
             let now = at(1200 + 200 * (step + 1));
-            assert_eq!(account.delay_for(slow, now), Duration::ZERO, "step {step}");
+            assert_eq!(
+                account.delay_for(slow, || now),
+                Duration::ZERO,
+                "step {step}"
+            );
         }
         // Fractions of a microsecond add up: at 3 MB/s a byte costs a third of one, and a
         // millisecond is owed after about 3,000 one-byte groups.
@@ -351,16 +364,16 @@ mod tests {
         let groups = (1..10_000)
             .find(|_| {
                 small.appended(1);
-                small.delay_for(fast, at(0)) > Duration::ZERO
+                small.delay_for(fast, || at(0)) > Duration::ZERO
             })
             .unwrap();
         assert!((3000..3010).contains(&groups), "{groups}");
         // Pressure gone: what was owed is forgiven.
         small.appended(900);
-        assert_eq!(small.delay_for(Pressure::None, at(0)), Duration::ZERO);
+        assert_eq!(small.delay_for(Pressure::None, || at(0)), Duration::ZERO);
         small.appended(900);
         assert_eq!(
-            small.delay_for(slow, at(0)),
+            small.delay_for(slow, || at(0)),
             Duration::ZERO,
             "only 900 µs owed since the pressure came back"
         );

@@ -368,7 +368,7 @@ impl DbInner {
             };
             if !paced {
                 paced = true;
-                let delay = log.delay.delay_for(pressure, Instant::now());
+                let delay = log.delay.delay_for(pressure, Instant::now);
                 if let (Pressure::Slow { cause, .. }, false) = (pressure, delay.is_zero()) {
                     self.counters.slowdowns.fetch_add(1, Ordering::Relaxed);
                     self.counters.slowdowns_by_cause[cause.index()].fetch_add(1, Ordering::Relaxed);
