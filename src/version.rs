@@ -245,11 +245,18 @@ impl Drop for TableHandle {
 }
 
 /// The live tables, per level, and the range tombstones that apply to them.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Version {
     pub levels: Vec<Vec<Arc<TableHandle>>>,
     /// Flushed range tombstones still needed (see `range_del`), in sequence order.
     pub range_dels: Arc<Vec<RangeTombstone>>,
+}
+
+/// The empty version: every level present, with no tables (as [`Version::empty`]).
+impl Default for Version {
+    fn default() -> Self {
+        Version::empty()
+    }
 }
 
 impl Version {

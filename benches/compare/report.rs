@@ -431,6 +431,31 @@ impl<'a> Report<'a> {
         cmd
     }
 
+    /// The command that re-renders this document from its saved raw results: the files this
+    /// run saved to (or replayed from) and wrote.
+    fn replay_command(&self) -> String {
+        let shown = |p: &Option<std::path::PathBuf>, default: &str| {
+            p.as_ref()
+                .map_or_else(|| default.to_string(), |p| p.display().to_string())
+        };
+        let raw = shown(
+            if self.args.replay.is_some() {
+                &self.args.replay
+            } else {
+                &self.args.save
+            },
+            "target/compare-bench-results.tsv",
+        );
+        let mut cmd = format!(
+            "cargo bench --bench compare --features chart -- --replay {raw} --markdown {}",
+            shown(&self.args.markdown, "BENCHMARKS.md")
+        );
+        if let Some(svg) = &self.args.svg {
+            let _ = write!(cmd, " --svg {}", svg.display());
+        }
+        cmd
+    }
+
     /// The whole BENCHMARKS.md.
     pub fn document(&self) -> String {
         let mut d = String::new();
@@ -456,8 +481,7 @@ impl<'a> Report<'a> {
             "Strata's numbers move with every change to the engine: re-run the command after \
              each one. Everything below was produced by that command (`benches/compare.rs`) on {date}, \
              from commit `{commit}`{}; nothing here is copied from elsewhere. To change only \
-             the text around the figures, `cargo bench --bench compare --features chart -- --replay \
-             docs/bench-results.tsv --markdown BENCHMARKS.md --svg docs/bench.svg` re-renders \
+             the text around the figures, `{}` re-renders \
              them from the saved raw results without measuring again. Options: `--engines \
              strata,fjall`, `--benchmarks fillrandom,readrandom` (names: {}), `--num`, \
              `--reads`, `--runs`; `-- --help` lists them all.\n",
@@ -466,6 +490,7 @@ impl<'a> Report<'a> {
             } else {
                 ""
             },
+            self.replay_command(),
             WORKLOADS.join(", ")
         );
 
